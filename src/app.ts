@@ -1,0 +1,24 @@
+import { Hono } from "hono";
+import type { AppEnv } from "./env";
+import { requireKey } from "./middleware/auth";
+import { jsonBody } from "./middleware/body";
+import { notFound, onError } from "./middleware/errors";
+import { idempotency } from "./middleware/idempotency";
+import { requestContext } from "./middleware/request-id";
+import { admin } from "./routes/admin";
+import { agents } from "./routes/agents";
+import { meta } from "./routes/meta";
+
+export const app = new Hono<AppEnv>({ strict: false });
+
+app.use(requestContext, jsonBody);
+
+// Public and operator routes first: everything mounted after the key check needs a key.
+app.route("/v1", meta);
+app.route("/v1/admin", admin);
+
+app.use("/v1/*", requireKey, idempotency);
+app.route("/v1/agents", agents);
+
+app.onError(onError);
+app.notFound(notFound);

@@ -1,0 +1,53 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../env";
+import { sha256Hex } from "../lib/crypto";
+import { ApiError, validationError } from "../lib/errors";
+import { claimKey, completeKey, releaseKey } from "../lib/idempotency";
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * Honours `Idempotency-Key` on POST and PATCH (CONTRACT.md section 1). Keys are scoped
+ * to the caller's workspace, or to the operator for admin routes.
+ */
+export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
+  const key = c.req.header("Idempotency-Key");
+  if (key === undefined || (c.req.method !== "POST" && c.req.method !== "PATCH")) return next();
+  if (!KEY_PATTERN.test(key)) {
+    throw validationError("Idempotency-Key must be 1-255 visible ASCII characters", [
+      { path: "Idempotency-Key", message: "Invalid header value" },
+    ]);
+  }
+
+  const db = c.var.db;
+  const scope = c.var.auth?.workspaceId ?? "admin";
+  const url = new URL(c.req.url);
+  const fingerprint = await sha256Hex(`${c.req.method} ${url.pathname}${url.search}\n${await c.req.text()}`);
+
+  const claim = await claimKey(db, scope, key, fingerprint);
+  if (claim.kind === "mismatch") {
+    throw new ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request");
+  }
+  if (claim.kind === "in_flight") {
+    throw new ApiError(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress");
+  }
+  if (claim.kind === "replay") {
+    const headers = new Headers({ "Content-Type": "application/json", "Idempotent-Replayed": "true" });
+    // An error body carries its request id; the header must keep agreeing with it.
+    const originalId = /"request_id":"(req_[0-9A-Z]+)"/.exec(claim.body)?.[1];
+    if (originalId) headers.set("Request-Id", originalId);
+    return new Response(claim.body, { status: claim.status, headers });
+  }
+
+  try {
+    await next();
+  } catch (error) {
+    await releaseKey(db, scope, key);
+    throw error;
+  }
+  if (c.res.status >= 500) {
+    await releaseKey(db, scope, key);
+  } else {
+    await completeKey(db, scope, key, c.res.status, await c.res.clone().text());
+  }
+});

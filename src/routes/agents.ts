@@ -1,0 +1,73 @@
+import { and, count, desc, eq, type SQL } from "drizzle-orm";
+import { Hono } from "hono";
+import { configColumns, configFromCreate, configFromPatch, configFromRow, toAgentJson } from "../agents/agent-record";
+import type { Db } from "../db/client";
+import { agents as agentsTable } from "../db/schema";
+import type { AppEnv } from "../env";
+import { notFound } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { validate } from "../lib/validate";
+import { requireScope } from "../middleware/auth";
+import { CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
+import { IdParam } from "../schemas/common";
+
+export async function findAgent(db: Db, workspaceId: string, id: string) {
+  return db.query.agents.findFirst({
+    where: and(eq(agentsTable.workspaceId, workspaceId), eq(agentsTable.id, id)),
+  });
+}
+
+export const agents = new Hono<AppEnv>()
+  .get("/", requireScope("agents:read"), validate("query", ListAgentsQuery), async (c) => {
+    const { limit, offset, enabled, playbook_template } = c.req.valid("query");
+    const filters: SQL[] = [eq(agentsTable.workspaceId, c.var.auth.workspaceId)];
+    if (enabled !== undefined) filters.push(eq(agentsTable.enabled, enabled));
+    if (playbook_template) filters.push(eq(agentsTable.playbookTemplate, playbook_template));
+    const where = and(...filters);
+
+    const [rows, [totals]] = await Promise.all([
+      c.var.db.select().from(agentsTable).where(where).orderBy(desc(agentsTable.id)).limit(limit).offset(offset),
+      c.var.db.select({ total: count() }).from(agentsTable).where(where),
+    ]);
+    return c.json({ status: "success", agents: rows.map(toAgentJson), total: totals!.total, limit, offset });
+  })
+
+  .post("/", requireScope("agents:write"), validate("json", CreateAgentBody), async (c) => {
+    const config = configFromCreate(c.req.valid("json"));
+    const now = new Date();
+    const [row] = await c.var.db
+      .insert(agentsTable)
+      .values({ id: newId("agt"), workspaceId: c.var.auth.workspaceId, ...configColumns(config), createdAt: now, updatedAt: now })
+      .returning();
+    return c.json({ status: "success", agent: toAgentJson(row!) }, 201);
+  })
+
+  .get("/:id", requireScope("agents:read"), validate("param", IdParam), async (c) => {
+    const agent = await findAgent(c.var.db, c.var.auth.workspaceId, c.req.valid("param").id);
+    if (!agent) throw notFound("agent");
+    return c.json({ status: "success", agent: toAgentJson(agent) });
+  })
+
+  .patch("/:id", requireScope("agents:write"), validate("param", IdParam), validate("json", UpdateAgentBody), async (c) => {
+    const { id } = c.req.valid("param");
+    const current = await findAgent(c.var.db, c.var.auth.workspaceId, id);
+    if (!current) throw notFound("agent");
+    const config = configFromPatch(configFromRow(current), c.req.valid("json"));
+    const [row] = await c.var.db
+      .update(agentsTable)
+      .set({ ...configColumns(config), updatedAt: new Date() })
+      .where(and(eq(agentsTable.workspaceId, c.var.auth.workspaceId), eq(agentsTable.id, id)))
+      .returning();
+    if (!row) throw notFound("agent");
+    return c.json({ status: "success", agent: toAgentJson(row) });
+  })
+
+  .delete("/:id", requireScope("agents:write"), validate("param", IdParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const [row] = await c.var.db
+      .delete(agentsTable)
+      .where(and(eq(agentsTable.workspaceId, c.var.auth.workspaceId), eq(agentsTable.id, id)))
+      .returning({ id: agentsTable.id });
+    if (!row) throw notFound("agent");
+    return c.json({ status: "success", deleted: true, id: row.id });
+  });

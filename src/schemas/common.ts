@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { CronError, parseCron } from "../lib/cron";
+import { isTimeZone } from "../lib/timezone";
+
+export const Timestamp = z.iso.datetime().meta({ description: "ISO 8601 UTC with milliseconds" });
+
+export const TimeZone = z
+  .string()
+  .refine(isTimeZone, { message: "Must be an IANA time zone such as Europe/Berlin or UTC" })
+  .meta({ description: "IANA time zone name", example: "Europe/Berlin" });
+
+export const CronExpression = z
+  .string()
+  .superRefine((value, ctx) => {
+    try {
+      parseCron(value);
+    } catch (error) {
+      if (!(error instanceof CronError)) throw error;
+      ctx.addIssue({ code: "custom", message: error.message });
+    }
+  })
+  .meta({ description: "Five-field cron expression (minute hour day month weekday)", example: "0 9 * * 1-5" });
+
+export const LIFECYCLE_STAGES = [
+  "lead",
+  "prospect",
+  "mql",
+  "sql",
+  "opportunity",
+  "customer",
+  "evangelist",
+  "subscriber",
+  "other",
+] as const;
+export const LifecycleStage = z.enum(LIFECYCLE_STAGES);
+
+/** Standard list paging: strict bounds, a 400 rather than a silent clamp. */
+export const Pagination = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+export const BooleanQuery = z.enum(["true", "false"]).transform((v) => v === "true");
+
+export const IdParam = z.strictObject({ id: z.string().max(64) });
+
+export const ErrorBody = z
+  .object({
+    status: z.literal("error"),
+    error: z.string(),
+    code: z.string(),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    request_id: z.string(),
+    timestamp: Timestamp,
+  })
+  .meta({ id: "Error" });
+
+export const ListMeta = { total: z.int(), limit: z.int(), offset: z.int() };
