@@ -2,6 +2,7 @@ import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
 import type { z } from "zod";
 import { ApiError, validationError, type ErrorDetail } from "./errors";
+import "./messages";
 
 /** Turns zod issues into the envelope's `details`, one entry per offending field. */
 export function issuesToDetails(issues: readonly z.core.$ZodIssue[], prefix: (string | number)[] = []): ErrorDetail[] {
