@@ -7,6 +7,9 @@ import { idempotency } from "./middleware/idempotency";
 import { requestContext } from "./middleware/request-id";
 import { admin } from "./routes/admin";
 import { agents } from "./routes/agents";
+import { contacts } from "./routes/contacts";
+import { events } from "./routes/events";
+import { identities } from "./routes/identities";
 import { meta } from "./routes/meta";
 
 export const app = new Hono<AppEnv>({ strict: false });
@@ -19,6 +22,9 @@ app.route("/v1/admin", admin);
 
 app.use("/v1/*", requireKey, idempotency);
 app.route("/v1/agents", agents);
+app.route("/v1/contacts", contacts);
+app.route("/v1/identities", identities);
+app.route("/v1/events", events);
 
 app.onError(onError);
 app.notFound(notFound);

@@ -71,3 +71,83 @@ export const idempotencyKeys = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.scope, t.key] }), index("idempotency_keys_created").on(t.createdAt)],
 );
+
+export const contacts = sqliteTable(
+  "contacts",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    email: text("email").notNull(),
+    /** Lower-cased email: uniqueness and lookups ignore case. */
+    emailKey: text("email_key").notNull(),
+    firstName: text("first_name"),
+    lastName: text("last_name"),
+    company: text("company"),
+    jobTitle: text("job_title"),
+    lifecycleStage: text("lifecycle_stage"),
+    linkedinUrl: text("linkedin_url"),
+    timezone: text("timezone"),
+    properties: json<Record<string, unknown>>("properties").notNull(),
+    unsubscribed: integer("unsubscribed", { mode: "boolean" }).notNull(),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+    /** Set when an outbound action to the contact is delivered; feeds `not_contacted_within_days`. */
+    lastContactedAt: timestamp("last_contacted_at"),
+  },
+  (t) => [
+    uniqueIndex("contacts_workspace_email").on(t.workspaceId, t.emailKey),
+    index("contacts_workspace_id").on(t.workspaceId, t.id),
+    index("contacts_workspace_stage").on(t.workspaceId, t.lifecycleStage, t.id),
+    index("contacts_workspace_unsubscribed").on(t.workspaceId, t.unsubscribed, t.id),
+    index("contacts_workspace_created").on(t.workspaceId, t.createdAt),
+    index("contacts_workspace_contacted").on(t.workspaceId, t.lastContactedAt),
+  ],
+);
+
+export type SendWindow = { start: string; end: string; days: number[]; timezone: string };
+
+export const identities = sqliteTable(
+  "identities",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    firstName: text("first_name").notNull(),
+    lastName: text("last_name"),
+    role: text("role"),
+    emailAddress: text("email_address"),
+    linkedinUrl: text("linkedin_url"),
+    dailyLimit: integer("daily_limit").notNull(),
+    sendWindow: json<SendWindow>("send_window"),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+  },
+  (t) => [index("identities_workspace_id").on(t.workspaceId, t.id)],
+);
+
+export const events = sqliteTable(
+  "events",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    contactId: text("contact_id")
+      .notNull()
+      .references(() => contacts.id, { onDelete: "cascade" }),
+    type: text("type").notNull(),
+    url: text("url"),
+    properties: json<Record<string, unknown>>("properties").notNull(),
+    occurredAt: timestamp("occurred_at").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [
+    index("events_contact_time").on(t.contactId, t.occurredAt),
+    index("events_contact_type_time").on(t.contactId, t.type, t.occurredAt),
+    // Monitoring filters: events of a type in a time window, across the workspace.
+    index("events_workspace_type_time").on(t.workspaceId, t.type, t.occurredAt),
+  ],
+);

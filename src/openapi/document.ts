@@ -2,6 +2,9 @@ import { z } from "zod";
 import { ApiKey, AuthStatus, CreateApiKeyBody, CreateWorkspaceBody, Workspace } from "../schemas/admin";
 import { AgentEnvelope, AgentList, CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
 import { IdParam } from "../schemas/common";
+import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
+import { CreateEventsBody, EventList, EventsCreated, ListEventsQuery } from "../schemas/events";
+import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
 import { buildDocument, type Operation } from "./build";
 
 const ok = <T extends z.ZodRawShape>(shape: T) => z.object({ status: z.literal("success"), ...shape });
@@ -33,6 +36,35 @@ const operations: Operation[] = [
     params: IdParam, body: UpdateAgentBody, success: { status: 200, description: "Updated", schema: AgentEnvelope } },
   { method: "delete", path: "/v1/agents/:id", summary: "Delete an agent", tag: "Agents", auth: "agents:write",
     params: IdParam, success: { status: 200, description: "Deleted with its runs", schema: Deleted } },
+
+  { method: "get", path: "/v1/contacts", summary: "List contacts", tag: "Contacts", auth: "contacts:read",
+    query: ListContactsQuery, success: { status: 200, description: "Newest first", schema: ContactList } },
+  { method: "post", path: "/v1/contacts", summary: "Create a contact", tag: "Contacts", auth: "contacts:write",
+    body: CreateContactBody, errors: [409], success: { status: 201, description: "Created; 409 `already_exists` if the email is taken (any case)", schema: ContactEnvelope } },
+  { method: "post", path: "/v1/contacts/batch", summary: "Upsert contacts by email", tag: "Contacts", auth: "contacts:write",
+    body: BatchContactsBody, success: { status: 200, description: "All stored or none; counts of created and updated", schema: BatchResult } },
+  { method: "get", path: "/v1/contacts/:id", summary: "Get a contact", tag: "Contacts", auth: "contacts:read",
+    params: IdParam, success: { status: 200, description: "The contact", schema: ContactEnvelope } },
+  { method: "patch", path: "/v1/contacts/:id", summary: "Update a contact", tag: "Contacts", auth: "contacts:write",
+    params: IdParam, body: UpdateContactBody, success: { status: 200, description: "Updated", schema: ContactEnvelope } },
+  { method: "delete", path: "/v1/contacts/:id", summary: "Delete a contact", tag: "Contacts", auth: "contacts:write",
+    params: IdParam, success: { status: 200, description: "Deleted with its events", schema: Deleted } },
+  { method: "get", path: "/v1/contacts/:id/events", summary: "List a contact's events", tag: "Events", auth: "contacts:read",
+    params: IdParam, query: ListEventsQuery, success: { status: 200, description: "Newest first by occurred_at", schema: EventList } },
+
+  { method: "get", path: "/v1/identities", summary: "List identities", tag: "Identities", auth: "identities:read",
+    query: ListIdentitiesQuery, success: { status: 200, description: "Newest first", schema: IdentityList } },
+  { method: "post", path: "/v1/identities", summary: "Create an identity", tag: "Identities", auth: "identities:write",
+    body: CreateIdentityBody, success: { status: 201, description: "Created", schema: IdentityEnvelope } },
+  { method: "get", path: "/v1/identities/:id", summary: "Get an identity", tag: "Identities", auth: "identities:read",
+    params: IdParam, success: { status: 200, description: "The identity", schema: IdentityEnvelope } },
+  { method: "patch", path: "/v1/identities/:id", summary: "Update an identity", tag: "Identities", auth: "identities:write",
+    params: IdParam, body: UpdateIdentityBody, success: { status: 200, description: "Updated", schema: IdentityEnvelope } },
+  { method: "delete", path: "/v1/identities/:id", summary: "Delete an identity", tag: "Identities", auth: "identities:write",
+    params: IdParam, errors: [409], success: { status: 200, description: "Deleted; 409 `in_use` while an agent uses it", schema: Deleted } },
+
+  { method: "post", path: "/v1/events", summary: "Record events", tag: "Events", auth: "events:write",
+    body: CreateEventsBody, success: { status: 201, description: "Stored, all or none", schema: EventsCreated } },
 ];
 
 let cached: ReturnType<typeof buildDocument> | undefined;

@@ -4,7 +4,8 @@ import { configColumns, configFromCreate, configFromPatch, configFromRow, toAgen
 import type { Db } from "../db/client";
 import { agents as agentsTable } from "../db/schema";
 import type { AppEnv } from "../env";
-import { notFound } from "../lib/errors";
+import { findIdentity } from "../identities/identity-record";
+import { notFound, validationError } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
@@ -15,6 +16,13 @@ export async function findAgent(db: Db, workspaceId: string, id: string) {
   return db.query.agents.findFirst({
     where: and(eq(agentsTable.workspaceId, workspaceId), eq(agentsTable.id, id)),
   });
+}
+
+/** An agent may only send as an identity of its own workspace. */
+async function assertIdentity(db: Db, workspaceId: string, identityId: string | null) {
+  if (identityId && !(await findIdentity(db, workspaceId, identityId))) {
+    throw validationError("identity_id names no identity of this workspace", [{ path: "identity_id", message: "No such identity" }]);
+  }
 }
 
 export const agents = new Hono<AppEnv>()
@@ -34,6 +42,7 @@ export const agents = new Hono<AppEnv>()
 
   .post("/", requireScope("agents:write"), validate("json", CreateAgentBody), async (c) => {
     const config = configFromCreate(c.req.valid("json"));
+    await assertIdentity(c.var.db, c.var.auth.workspaceId, config.identity_id);
     const now = new Date();
     const [row] = await c.var.db
       .insert(agentsTable)
@@ -53,6 +62,7 @@ export const agents = new Hono<AppEnv>()
     const current = await findAgent(c.var.db, c.var.auth.workspaceId, id);
     if (!current) throw notFound("agent");
     const config = configFromPatch(configFromRow(current), c.req.valid("json"));
+    if (config.identity_id !== current.identityId) await assertIdentity(c.var.db, c.var.auth.workspaceId, config.identity_id);
     const [row] = await c.var.db
       .update(agentsTable)
       .set({ ...configColumns(config), updatedAt: new Date() })

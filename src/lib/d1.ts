@@ -1,0 +1,18 @@
+/** D1 binds at most 100 parameters per statement. */
+export const D1_MAX_PARAMS = 100;
+
+/** Splits `items` into runs of at most `size`. */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** How many rows of `columns` bound values fit one statement, leaving `reserved` for the rest. */
+export const rowsPerStatement = (columns: number, reserved = 0) => Math.floor((D1_MAX_PARAMS - reserved) / columns);
+
+/** SQLite's UNIQUE constraint failure, as D1 reports it. */
+export function isUniqueViolation(error: unknown): boolean {
+  const text = `${String(error)} ${error instanceof Error && error.cause ? String(error.cause) : ""}`;
+  return text.includes("UNIQUE constraint failed");
+}

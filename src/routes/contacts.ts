@@ -1,0 +1,104 @@
+import { and, count, desc, eq, gte, inArray, lte, or, sql, type SQL } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { Hono } from "hono";
+import { upsertContacts } from "../contacts/batch-upsert";
+import { contactColumns, findContact, newContactRow, toContactJson } from "../contacts/contact-record";
+import { contacts as contactsTable, events as eventsTable } from "../db/schema";
+import type { AppEnv } from "../env";
+import { isUniqueViolation } from "../lib/d1";
+import { conflict, notFound } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { validate } from "../lib/validate";
+import { requireScope } from "../middleware/auth";
+import { toEventJson } from "../events/event-record";
+import { IdParam } from "../schemas/common";
+import { BatchContactsBody, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
+import { ListEventsQuery } from "../schemas/events";
+
+const duplicateEmail = (email: string) =>
+  conflict("already_exists", `A contact with email ${email} already exists`, [{ path: "email", message: "Already in use" }]);
+
+/** Case-insensitive substring match in which `%`, `_` and `\` stand for themselves. */
+const contains = (column: SQLiteColumn, term: string) =>
+  sql`${column} LIKE ${`%${term.toLowerCase().replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`} ESCAPE '\\'`;
+
+export const contacts = new Hono<AppEnv>()
+  .get("/", requireScope("contacts:read"), validate("query", ListContactsQuery), async (c) => {
+    const q = c.req.valid("query");
+    const filters: SQL[] = [eq(contactsTable.workspaceId, c.var.auth.workspaceId)];
+    if (q.lifecycle_stage) filters.push(inArray(contactsTable.lifecycleStage, q.lifecycle_stage));
+    if (q.unsubscribed !== undefined) filters.push(eq(contactsTable.unsubscribed, q.unsubscribed));
+    if (q.created_after) filters.push(gte(contactsTable.createdAt, new Date(q.created_after)));
+    if (q.created_before) filters.push(lte(contactsTable.createdAt, new Date(q.created_before)));
+    if (q.search) {
+      const columns = [contactsTable.emailKey, contactsTable.firstName, contactsTable.lastName, contactsTable.company];
+      filters.push(or(...columns.map((column) => contains(column, q.search!)))!);
+    }
+    const where = and(...filters);
+    const [rows, [totals]] = await Promise.all([
+      c.var.db.select().from(contactsTable).where(where).orderBy(desc(contactsTable.id)).limit(q.limit).offset(q.offset),
+      c.var.db.select({ total: count() }).from(contactsTable).where(where),
+    ]);
+    return c.json({ status: "success", contacts: rows.map(toContactJson), total: totals!.total, limit: q.limit, offset: q.offset });
+  })
+
+  .post("/", requireScope("contacts:write"), validate("json", CreateContactBody), async (c) => {
+    const body = c.req.valid("json");
+    const [row] = await c.var.db
+      .insert(contactsTable)
+      .values(newContactRow(newId("ct"), c.var.auth.workspaceId, body, new Date()))
+      .onConflictDoNothing()
+      .returning();
+    if (!row) throw duplicateEmail(body.email);
+    return c.json({ status: "success", contact: toContactJson(row) }, 201);
+  })
+
+  .post("/batch", requireScope("contacts:write"), validate("json", BatchContactsBody), async (c) => {
+    const results = await upsertContacts(c.var.db, c.var.auth.workspaceId, c.req.valid("json").contacts);
+    const created = results.filter((r) => r.created).length;
+    return c.json({ status: "success", created, updated: results.length - created, contacts: results });
+  })
+
+  .get("/:id", requireScope("contacts:read"), validate("param", IdParam), async (c) => {
+    const contact = await findContact(c.var.db, c.var.auth.workspaceId, c.req.valid("param").id);
+    if (!contact) throw notFound("contact");
+    return c.json({ status: "success", contact: toContactJson(contact) });
+  })
+
+  .patch("/:id", requireScope("contacts:write"), validate("param", IdParam), validate("json", UpdateContactBody), async (c) => {
+    const body = c.req.valid("json");
+    let row;
+    try {
+      [row] = await c.var.db
+        .update(contactsTable)
+        .set({ ...contactColumns(body), updatedAt: new Date() })
+        .where(and(eq(contactsTable.workspaceId, c.var.auth.workspaceId), eq(contactsTable.id, c.req.valid("param").id)))
+        .returning();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw duplicateEmail(body.email!);
+      throw error;
+    }
+    if (!row) throw notFound("contact");
+    return c.json({ status: "success", contact: toContactJson(row) });
+  })
+
+  .delete("/:id", requireScope("contacts:write"), validate("param", IdParam), async (c) => {
+    const [row] = await c.var.db
+      .delete(contactsTable)
+      .where(and(eq(contactsTable.workspaceId, c.var.auth.workspaceId), eq(contactsTable.id, c.req.valid("param").id)))
+      .returning({ id: contactsTable.id });
+    if (!row) throw notFound("contact");
+    return c.json({ status: "success", deleted: true, id: row.id });
+  })
+
+  .get("/:id/events", requireScope("contacts:read"), validate("param", IdParam), validate("query", ListEventsQuery), async (c) => {
+    const { id } = c.req.valid("param");
+    const { limit, offset, type } = c.req.valid("query");
+    if (!(await findContact(c.var.db, c.var.auth.workspaceId, id))) throw notFound("contact");
+    const where = and(eq(eventsTable.contactId, id), type ? eq(eventsTable.type, type) : undefined);
+    const [rows, [totals]] = await Promise.all([
+      c.var.db.select().from(eventsTable).where(where).orderBy(desc(eventsTable.occurredAt), desc(eventsTable.id)).limit(limit).offset(offset),
+      c.var.db.select({ total: count() }).from(eventsTable).where(where),
+    ]);
+    return c.json({ status: "success", events: rows.map(toEventJson), total: totals!.total, limit, offset });
+  });
