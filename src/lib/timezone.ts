@@ -5,6 +5,8 @@ const known = new Set<string>();
 export function isTimeZone(name: string): boolean {
   if (known.has(name)) return true;
   if (name.length === 0 || name.length > 64) return false;
+  // Intl also takes UTC offsets ("+01:00"): not IANA names, and blind to daylight saving.
+  if (/^[+-]/.test(name)) return false;
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: name });
   } catch {
