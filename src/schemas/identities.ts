@@ -16,7 +16,12 @@ export const SendWindow = z
       .meta({ description: "ISO weekdays: 1 Monday ... 7 Sunday" }),
     timezone: TimeZone.default("UTC"),
   })
-  .refine((w) => w.start < w.end, { message: "start must be before end", path: ["end"] })
+  .refine((w) => w.start < w.end, {
+    message: "start must be before end",
+    path: ["end"],
+    // Only compare two valid clock times: "9:00" is reported as malformed, not as "after 17:00".
+    when: (payload) => payload.issues.length === 0,
+  })
   .meta({ id: "SendWindow", description: "When this identity may send, in its own time zone" });
 
 const optionalText = (max: number) => z.string().trim().max(max).nullable().optional();
