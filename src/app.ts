@@ -11,6 +11,8 @@ import { contacts } from "./routes/contacts";
 import { events } from "./routes/events";
 import { identities } from "./routes/identities";
 import { meta } from "./routes/meta";
+import { outbox } from "./routes/outbox";
+import { runs } from "./routes/runs";
 
 export const app = new Hono<AppEnv>({ strict: false });
 
@@ -21,7 +23,9 @@ app.route("/v1", meta);
 app.route("/v1/admin", admin);
 
 app.use("/v1/*", requireKey, idempotency);
+app.route("/v1/agents", runs);
 app.route("/v1/agents", agents);
+app.route("/v1/outbox", outbox);
 app.route("/v1/contacts", contacts);
 app.route("/v1/identities", identities);
 app.route("/v1/events", events);

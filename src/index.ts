@@ -1,12 +1,24 @@
 import { app } from "./app";
 import { createDb } from "./db/client";
-import type { Env } from "./env";
+import type { Env, RunMessage } from "./env";
 import { purgeExpiredKeys } from "./lib/idempotency";
+import { consumeDeadRuns, consumeRuns } from "./queues/run-queue";
+import { reconcileQueuedRuns } from "./runs/reconcile";
+
+export { RunObject } from "./runs/run-object";
+
+export const DEAD_LETTER_QUEUE = "cairn-runs-dlq";
 
 export default {
   fetch: app.fetch,
 
-  async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(purgeExpiredKeys(createDb(env.DB)));
+  async queue(batch, env) {
+    if (batch.queue === DEAD_LETTER_QUEUE) await consumeDeadRuns(batch, env);
+    else await consumeRuns(batch, env);
   },
-} satisfies ExportedHandler<Env>;
+
+  async scheduled(_controller, env, ctx) {
+    const db = createDb(env.DB);
+    ctx.waitUntil(Promise.all([reconcileQueuedRuns(db, env), purgeExpiredKeys(db)]));
+  },
+} satisfies ExportedHandler<Env, RunMessage>;

@@ -18,8 +18,8 @@ export const TEMPLATES: Record<PlaybookTemplate, TemplateDefaults> = {
           action: "email_message",
           require_approval: true,
           template: {
-            subject: "Quick question, {{first_name}}",
-            body: "Hi {{first_name}},\n\nI work with teams like {{company}} on outreach that people actually answer. Would a 15-minute call next week be useful?\n\nBest,\n{{sender.first_name}}",
+            subject: "Quick question, {{first_name|there}}",
+            body: "Hi {{first_name|there}},\n\nI work with teams like {{company|yours}} on outreach that people actually answer. Would a 15-minute call next week be useful?\n\nBest,\n{{sender.first_name}}",
           },
         },
         {
@@ -27,7 +27,7 @@ export const TEMPLATES: Record<PlaybookTemplate, TemplateDefaults> = {
           action: "linkedin_connection",
           wait: { days: 2 },
           require_approval: true,
-          template: { message: "Hi {{first_name}}, I sent you a note about {{company}}'s outreach. Happy to connect here." },
+          template: { message: "Hi {{first_name|there}}, I sent you a note about outreach at {{company|your company}}. Happy to connect here." },
         },
         {
           id: "follow_up_email",
@@ -35,8 +35,8 @@ export const TEMPLATES: Record<PlaybookTemplate, TemplateDefaults> = {
           wait: { days: 3 },
           require_approval: true,
           template: {
-            subject: "Re: Quick question, {{first_name}}",
-            body: "Hi {{first_name}},\n\nFollowing up on my note from last week. If outreach is not a priority at {{company}} right now, just say so and I will not write again.\n\n{{sender.first_name}}",
+            subject: "Re: Quick question, {{first_name|there}}",
+            body: "Hi {{first_name|there}},\n\nFollowing up on my note from last week. If outreach is not a priority at {{company|your company}} right now, just say so and I will not write again.\n\n{{sender.first_name}}",
           },
         },
       ],
@@ -55,8 +55,8 @@ export const TEMPLATES: Record<PlaybookTemplate, TemplateDefaults> = {
           action: "email_message",
           require_approval: true,
           template: {
-            subject: "Questions about pricing, {{first_name}}?",
-            body: "Hi {{first_name}},\n\nI noticed you have been looking at our pricing. If it helps, I can walk you through which plan fits {{company}} in ten minutes.\n\n{{sender.first_name}}",
+            subject: "Questions about pricing, {{first_name|there}}?",
+            body: "Hi {{first_name|there}},\n\nI noticed you have been looking at our pricing. If it helps, I can walk you through which plan fits {{company|your team}} in ten minutes.\n\n{{sender.first_name}}",
           },
         },
       ],

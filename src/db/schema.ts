@@ -151,3 +151,99 @@ export const events = sqliteTable(
     index("events_workspace_type_time").on(t.workspaceId, t.type, t.occurredAt),
   ],
 );
+
+export const RUN_STATUSES = ["queued", "running", "awaiting_approval", "completed", "failed", "cancelled"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export type RunCounts = { pending_approval: number; approved: number; rejected: number; completed: number; failed: number };
+
+/** D1's mirror of each run's summary; the run's Durable Object is the source of truth. */
+export const runs = sqliteTable(
+  "runs",
+  {
+    id: text("id").primaryKey(),
+    jobId: text("job_id").notNull(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    agentId: text("agent_id")
+      .notNull()
+      .references(() => agents.id, { onDelete: "cascade" }),
+    status: text("status", { enum: RUN_STATUSES }).notNull(),
+    trigger: text("trigger", { enum: ["manual", "schedule", "event"] }).notNull(),
+    contactCount: integer("contact_count").notNull(),
+    counts: json<RunCounts>("counts").notNull(),
+    /** The agent as it was when triggered: a later edit does not change a run under way. */
+    agentSnapshot: json<unknown>("agent_snapshot").notNull(),
+    error: text("error"),
+    createdAt: timestamp("created_at").notNull(),
+    startedAt: timestamp("started_at"),
+    completedAt: timestamp("completed_at"),
+    /** When the queue message was last sent; the reconciler re-sends runs stuck in `queued`. */
+    enqueuedAt: timestamp("enqueued_at").notNull(),
+    enqueueAttempts: integer("enqueue_attempts").notNull(),
+  },
+  (t) => [
+    index("runs_agent").on(t.workspaceId, t.agentId, t.id),
+    index("runs_agent_status").on(t.workspaceId, t.agentId, t.status, t.id),
+    index("runs_status_enqueued").on(t.status, t.enqueuedAt),
+  ],
+);
+
+/** Which contacts a run targets, in trigger order; also finds the runs a stop event concerns. */
+export const runContacts = sqliteTable(
+  "run_contacts",
+  {
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    position: integer("position").notNull(),
+    contactId: text("contact_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.position] }), index("run_contacts_contact").on(t.contactId, t.runId)],
+);
+
+/** The workspace outbox: what outbound actions would have sent. One row per action, ever. */
+export const deliveries = sqliteTable(
+  "deliveries",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    /** `run_id/contact_id/action_index`: a second execution of the action finds it taken. */
+    actionKey: text("action_key").notNull(),
+    runId: text("run_id").notNull(),
+    agentId: text("agent_id").notNull(),
+    contactId: text("contact_id").notNull(),
+    actionIndex: integer("action_index").notNull(),
+    actionType: text("action_type").notNull(),
+    identityId: text("identity_id"),
+    channel: text("channel").notNull(),
+    params: json<Record<string, unknown>>("params").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("deliveries_action_key").on(t.actionKey),
+    index("deliveries_workspace").on(t.workspaceId, t.id),
+    index("deliveries_workspace_run").on(t.workspaceId, t.runId, t.id),
+  ],
+);
+
+export const notes = sqliteTable(
+  "notes",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    contactId: text("contact_id")
+      .notNull()
+      .references(() => contacts.id, { onDelete: "cascade" }),
+    body: text("body").notNull(),
+    /** Set when a run's action wrote the note; unique, so a repeated execution writes nothing. */
+    actionKey: text("action_key"),
+    runId: text("run_id"),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("notes_action_key").on(t.actionKey), index("notes_contact").on(t.contactId, t.id)],
+);

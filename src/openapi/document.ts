@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { ApiKey, AuthStatus, CreateApiKeyBody, CreateWorkspaceBody, Workspace } from "../schemas/admin";
 import { AgentEnvelope, AgentList, CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
-import { IdParam } from "../schemas/common";
-import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
+import { IdParam, Pagination } from "../schemas/common";
+import { ActionEnvelope, ActionParamsPath, ApproveBody, ListOutboxQuery, ListRunsQuery, OutboxList, RejectBody, RunDetail, RunEnvelope, RunList, RunParams, TriggerBody, TriggerResult } from "../schemas/runs";
+import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateContactBody, ListContactsQuery, NoteList, UpdateContactBody } from "../schemas/contacts";
 import { CreateEventsBody, EventList, EventsCreated, ListEventsQuery } from "../schemas/events";
 import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
 import { buildDocument, type Operation } from "./build";
@@ -52,6 +53,9 @@ const operations: Operation[] = [
   { method: "get", path: "/v1/contacts/:id/events", summary: "List a contact's events", tag: "Events", auth: "contacts:read",
     params: IdParam, query: ListEventsQuery, success: { status: 200, description: "Newest first by occurred_at", schema: EventList } },
 
+  { method: "get", path: "/v1/contacts/:id/notes", summary: "List a contact's notes", tag: "Contacts", auth: "contacts:read",
+    params: IdParam, query: Pagination, success: { status: 200, description: "Newest first; create_note actions write these", schema: NoteList } },
+
   { method: "get", path: "/v1/identities", summary: "List identities", tag: "Identities", auth: "identities:read",
     query: ListIdentitiesQuery, success: { status: 200, description: "Newest first", schema: IdentityList } },
   { method: "post", path: "/v1/identities", summary: "Create an identity", tag: "Identities", auth: "identities:write",
@@ -65,6 +69,24 @@ const operations: Operation[] = [
 
   { method: "post", path: "/v1/events", summary: "Record events", tag: "Events", auth: "events:write",
     body: CreateEventsBody, success: { status: 201, description: "Stored, all or none", schema: EventsCreated } },
+
+  { method: "post", path: "/v1/agents/:id/trigger", summary: "Trigger an agent run", tag: "Runs", auth: "agents:trigger",
+    params: IdParam, body: TriggerBody, bodyRequired: false, errors: [409],
+    success: { status: 200, description: "The run is queued; 409 agent_not_runnable, provider_not_configured or no_matching_contacts", schema: TriggerResult } },
+  { method: "get", path: "/v1/agents/:id/runs", summary: "List agent runs", tag: "Runs", auth: "agents:read",
+    params: IdParam, query: ListRunsQuery, success: { status: 200, description: "Newest first", schema: RunList } },
+  { method: "get", path: "/v1/agents/runs/:runId", summary: "Get a single run", tag: "Runs", auth: "agents:read",
+    params: RunParams, success: { status: 200, description: "The run with every contact's details and actions", schema: RunDetail } },
+  { method: "post", path: "/v1/agents/runs/:runId/cancel", summary: "Cancel a run", tag: "Runs", auth: "agents:trigger",
+    params: RunParams, errors: [409], success: { status: 200, description: "Cancelled; 409 run_not_active when it had finished", schema: RunEnvelope } },
+  { method: "post", path: "/v1/agents/runs/:runId/contacts/:contactId/actions/:actionIndex/approve", summary: "Approve a pending action",
+    tag: "Runs", auth: "agents:approve", params: ActionParamsPath, body: ApproveBody, bodyRequired: false, errors: [409],
+    success: { status: 200, description: "Approved and executed; 409 action_not_pending or digest_mismatch", schema: ActionEnvelope } },
+  { method: "post", path: "/v1/agents/runs/:runId/contacts/:contactId/actions/:actionIndex/reject", summary: "Reject a pending action",
+    tag: "Runs", auth: "agents:approve", params: ActionParamsPath, body: RejectBody, bodyRequired: false, errors: [409],
+    success: { status: 200, description: "Rejected; the contact's sequence ends. 409 action_not_pending", schema: ActionEnvelope } },
+  { method: "get", path: "/v1/outbox", summary: "List outbox deliveries", tag: "Runs", auth: "agents:read",
+    query: ListOutboxQuery, success: { status: 200, description: "What outbound actions would have sent, newest first", schema: OutboxList } },
 ];
 
 let cached: ReturnType<typeof buildDocument> | undefined;

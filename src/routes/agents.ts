@@ -2,11 +2,13 @@ import { and, count, desc, eq, type SQL } from "drizzle-orm";
 import { Hono } from "hono";
 import { configColumns, configFromCreate, configFromPatch, configFromRow, toAgentJson } from "../agents/agent-record";
 import type { Db } from "../db/client";
-import { agents as agentsTable } from "../db/schema";
+import { agents as agentsTable, runs } from "../db/schema";
 import type { AppEnv } from "../env";
 import { findIdentity } from "../identities/identity-record";
 import { notFound, validationError } from "../lib/errors";
+import { chunk } from "../lib/d1";
 import { newId } from "../lib/ids";
+import { runStub } from "../runs/run-stub";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
@@ -73,11 +75,12 @@ export const agents = new Hono<AppEnv>()
   })
 
   .delete("/:id", requireScope("agents:write"), validate("param", IdParam), async (c) => {
-    const { id } = c.req.valid("param");
-    const [row] = await c.var.db
-      .delete(agentsTable)
-      .where(and(eq(agentsTable.workspaceId, c.var.auth.workspaceId), eq(agentsTable.id, id)))
-      .returning({ id: agentsTable.id });
-    if (!row) throw notFound("agent");
-    return c.json({ status: "success", deleted: true, id: row.id });
+    const { db } = c.var;
+    const agent = await findAgent(db, c.var.auth.workspaceId, c.req.valid("param").id);
+    if (!agent) throw notFound("agent");
+    // Run storage goes first: if this fails midway, the rows still point at what is left.
+    const agentRuns = await db.select({ id: runs.id }).from(runs).where(eq(runs.agentId, agent.id));
+    for (const part of chunk(agentRuns, 20)) await Promise.all(part.map((run) => runStub(c.env, run.id).destroy()));
+    await db.delete(agentsTable).where(eq(agentsTable.id, agent.id)); // runs and their contacts cascade
+    return c.json({ status: "success", deleted: true, id: agent.id });
   });

@@ -3,15 +3,16 @@ import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { Hono } from "hono";
 import { upsertContacts } from "../contacts/batch-upsert";
 import { contactColumns, findContact, newContactRow, toContactJson } from "../contacts/contact-record";
-import { contacts as contactsTable, events as eventsTable } from "../db/schema";
+import { contacts as contactsTable, events as eventsTable, notes as notesTable } from "../db/schema";
 import type { AppEnv } from "../env";
 import { isUniqueViolation } from "../lib/d1";
 import { conflict, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
+import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson } from "../events/event-record";
-import { IdParam } from "../schemas/common";
+import { IdParam, Pagination } from "../schemas/common";
 import { BatchContactsBody, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
 import { ListEventsQuery } from "../schemas/events";
 
@@ -101,4 +102,17 @@ export const contacts = new Hono<AppEnv>()
       c.var.db.select({ total: count() }).from(eventsTable).where(where),
     ]);
     return c.json({ status: "success", events: rows.map(toEventJson), total: totals!.total, limit, offset });
+  })
+
+  .get("/:id/notes", requireScope("contacts:read"), validate("param", IdParam), validate("query", Pagination), async (c) => {
+    const { id } = c.req.valid("param");
+    const { limit, offset } = c.req.valid("query");
+    if (!(await findContact(c.var.db, c.var.auth.workspaceId, id))) throw notFound("contact");
+    const where = eq(notesTable.contactId, id);
+    const [rows, [totals]] = await Promise.all([
+      c.var.db.select().from(notesTable).where(where).orderBy(desc(notesTable.id)).limit(limit).offset(offset),
+      c.var.db.select({ total: count() }).from(notesTable).where(where),
+    ]);
+    const notes = rows.map((n) => ({ id: n.id, contact_id: n.contactId, body: n.body, run_id: n.runId, created_at: iso(n.createdAt)! }));
+    return c.json({ status: "success", notes, total: totals!.total, limit, offset });
   });

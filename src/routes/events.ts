@@ -9,6 +9,7 @@ import { newId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson, type EventRow } from "../events/event-record";
+import { signalStops } from "../runs/stop-signals";
 import { CreateEventsBody } from "../schemas/events";
 
 const EVENT_COLUMNS = 8;
@@ -60,6 +61,7 @@ export const events = new Hono<AppEnv>().post("/", requireScope("events:write"),
   ];
   const [first, ...rest] = writes;
   await db.batch([first!, ...rest]);
+  await signalStops(db, c.env, workspaceId, rows.map((r) => ({ contactId: r.contactId, type: r.type })));
 
   return c.json({ status: "success", events: rows.map(toEventJson) }, 201);
 });

@@ -82,3 +82,8 @@ export const BatchResult = z.object({
   updated: z.int(),
   contacts: z.array(z.object({ id: z.string(), email: z.string(), created: z.boolean() })),
 });
+
+export const Note = z
+  .object({ id: z.string(), contact_id: z.string(), body: z.string(), run_id: z.string().nullable(), created_at: Timestamp })
+  .meta({ id: "Note" });
+export const NoteList = z.object({ status: z.literal("success"), notes: z.array(Note), ...ListMeta });

@@ -1,0 +1,50 @@
+import { and, eq } from "drizzle-orm";
+import { z } from "zod";
+import { createDb } from "../db/client";
+import { runs } from "../db/schema";
+import type { Env, RunMessage } from "../env";
+import { buildSpec } from "../runs/build-spec";
+import { runStub } from "../runs/run-stub";
+
+const Message = z.object({ run_id: z.string().startsWith("run_") });
+
+/** Retry delays grow 5 s, 10 s, 20 s ... up to five minutes. */
+export const backoffSeconds = (attempts: number) => Math.min(5 * 2 ** Math.max(attempts - 1, 0), 300);
+
+/** Starts the run each message names. Starting is idempotent, so a redelivery does nothing new. */
+export async function consumeRuns(batch: MessageBatch<RunMessage>, env: Env): Promise<void> {
+  const db = createDb(env.DB);
+  for (const message of batch.messages) {
+    const parsed = Message.safeParse(message.body);
+    if (!parsed.success) {
+      console.error(JSON.stringify({ level: "error", queue: batch.queue, message: "unreadable run message", body: message.body }));
+      message.ack();
+      continue;
+    }
+    try {
+      const run = await db.query.runs.findFirst({ where: eq(runs.id, parsed.data.run_id) });
+      // Deleted with its agent, or cancelled before it started: nothing to do.
+      if (run && run.status !== "cancelled") await runStub(env, run.id).start(await buildSpec(db, run));
+      message.ack();
+    } catch (error) {
+      console.error(JSON.stringify({ level: "warn", queue: batch.queue, run_id: parsed.data.run_id, attempts: message.attempts, error: String(error) }));
+      message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+    }
+  }
+}
+
+/** Messages that failed every retry: their runs are marked failed rather than left queued. */
+export async function consumeDeadRuns(batch: MessageBatch<RunMessage>, env: Env): Promise<void> {
+  const db = createDb(env.DB);
+  for (const message of batch.messages) {
+    const parsed = Message.safeParse(message.body);
+    if (parsed.success) {
+      await db
+        .update(runs)
+        .set({ status: "failed", error: "The run could not be started; its queue message failed every retry", completedAt: new Date() })
+        .where(and(eq(runs.id, parsed.data.run_id), eq(runs.status, "queued")));
+    }
+    console.error(JSON.stringify({ level: "error", queue: batch.queue, message: "dead-lettered run message", body: message.body }));
+    message.ack();
+  }
+}

@@ -1,0 +1,45 @@
+import { and, count, desc, eq } from "drizzle-orm";
+import { Hono } from "hono";
+import { contacts, deliveries, identities } from "../db/schema";
+import type { AppEnv } from "../env";
+import { iso } from "../lib/time";
+import { validate } from "../lib/validate";
+import { requireScope } from "../middleware/auth";
+import { ListOutboxQuery } from "../schemas/runs";
+
+/** The workspace outbox: every outbound action exactly as it would have been sent. */
+export const outbox = new Hono<AppEnv>().get("/", requireScope("agents:read"), validate("query", ListOutboxQuery), async (c) => {
+  const { limit, offset, run_id, contact_id } = c.req.valid("query");
+  const where = and(
+    eq(deliveries.workspaceId, c.var.auth.workspaceId),
+    run_id ? eq(deliveries.runId, run_id) : undefined,
+    contact_id ? eq(deliveries.contactId, contact_id) : undefined,
+  );
+  const [rows, [totals]] = await Promise.all([
+    c.var.db
+      .select()
+      .from(deliveries)
+      .leftJoin(contacts, eq(contacts.id, deliveries.contactId))
+      .leftJoin(identities, eq(identities.id, deliveries.identityId))
+      .where(where)
+      .orderBy(desc(deliveries.id))
+      .limit(limit)
+      .offset(offset),
+    c.var.db.select({ total: count() }).from(deliveries).where(where),
+  ]);
+  return c.json({
+    status: "success",
+    deliveries: rows.map(({ deliveries: d, contacts: ct, identities: id }) => ({
+      id: d.id,
+      channel: d.channel,
+      action: { run_id: d.runId, agent_id: d.agentId, contact_id: d.contactId, index: d.actionIndex, type: d.actionType },
+      contact: ct ? { id: ct.id, email: ct.email, first_name: ct.firstName, last_name: ct.lastName } : null,
+      identity: id ? { id: id.id, first_name: id.firstName, last_name: id.lastName, email_address: id.emailAddress } : null,
+      params: d.params,
+      created_at: iso(d.createdAt)!,
+    })),
+    total: totals!.total,
+    limit,
+    offset,
+  });
+});

@@ -1,0 +1,73 @@
+import { eq } from "drizzle-orm";
+import type { AgentConfig } from "../agents/agent-record";
+import type { Db } from "../db/client";
+import { agents, runContacts, runs } from "../db/schema";
+import type { Env } from "../env";
+import { chunk, rowsPerStatement } from "../lib/d1";
+import { newId } from "../lib/ids";
+import type { RunStep } from "./spec";
+
+/** The part of an agent a run keeps: later edits to the agent do not change a run under way. */
+export type AgentSnapshot = {
+  playbook_md: string;
+  steps: RunStep[];
+  stop_on: string[];
+  llm_config: AgentConfig["llm_config"];
+  identity_id: string | null;
+};
+
+export type NewRun = {
+  workspaceId: string;
+  agentId: string;
+  config: AgentConfig;
+  steps: RunStep[];
+  contactIds: string[];
+  trigger: "manual" | "schedule" | "event";
+};
+
+const EMPTY_COUNTS = { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 };
+
+/**
+ * Writes the run (`queued`) with its contacts in one D1 batch, then sends its queue
+ * message. If the message cannot be sent the run is removed again, so a client's retry
+ * starts clean rather than leaving a second run behind.
+ */
+export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runId: string; jobId: string }> {
+  const runId = newId("run");
+  const jobId = newId("job");
+  const now = new Date();
+  const snapshot: AgentSnapshot = {
+    playbook_md: input.config.playbook?.playbook_md ?? "",
+    steps: input.steps,
+    stop_on: input.config.playbook?.stop_on ?? ["reply", "unsubscribe", "bounce"],
+    llm_config: input.config.llm_config,
+    identity_id: input.config.identity_id,
+  };
+  const targets = input.contactIds.map((contactId, position) => ({ runId, position, contactId }));
+  await db.batch([
+    db.insert(runs).values({
+      id: runId,
+      jobId,
+      workspaceId: input.workspaceId,
+      agentId: input.agentId,
+      status: "queued",
+      trigger: input.trigger,
+      contactCount: input.contactIds.length,
+      counts: EMPTY_COUNTS,
+      agentSnapshot: snapshot,
+      createdAt: now,
+      enqueuedAt: now,
+      enqueueAttempts: 1,
+    }),
+    ...chunk(targets, rowsPerStatement(3)).map((part) => db.insert(runContacts).values(part)),
+    db.update(agents).set({ lastRunAt: now }).where(eq(agents.id, input.agentId)),
+  ]);
+
+  try {
+    await env.RUN_QUEUE.send({ run_id: runId });
+  } catch (error) {
+    await db.delete(runs).where(eq(runs.id, runId));
+    throw error;
+  }
+  return { runId, jobId };
+}

@@ -1,0 +1,24 @@
+import { and, eq } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { runs } from "../db/schema";
+import { iso } from "../lib/time";
+
+export type RunRow = typeof runs.$inferSelect;
+
+export const toRunJson = (row: RunRow) => ({
+  id: row.id,
+  job_id: row.jobId,
+  agent_id: row.agentId,
+  status: row.status,
+  trigger: row.trigger,
+  contact_count: row.contactCount,
+  counts: row.counts,
+  created_at: iso(row.createdAt)!,
+  started_at: iso(row.startedAt),
+  completed_at: iso(row.completedAt),
+  error: row.error,
+});
+
+export async function findRun(db: Db, workspaceId: string, runId: string) {
+  return db.query.runs.findFirst({ where: and(eq(runs.workspaceId, workspaceId), eq(runs.id, runId)) });
+}

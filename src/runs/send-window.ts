@@ -1,0 +1,28 @@
+import { wallClock } from "../lib/timezone";
+import type { SenderSnapshot } from "./spec";
+
+type Window = NonNullable<SenderSnapshot["send_window"]>;
+
+const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/** Whether `at` falls inside the window, on the window's own clock. ISO weekdays: 1 Mon ... 7 Sun. */
+export function inWindow(window: Window, at: number): boolean {
+  const t = wallClock(new Date(at), window.timezone);
+  const isoDay = t.weekday === 0 ? 7 : t.weekday;
+  const now = t.hour * 60 + t.minute;
+  return window.days.includes(isoDay) && now >= minutes(window.start) && now < minutes(window.end);
+}
+
+/**
+ * The first minute at or after `from` at which the window is open. Scans in half-hour
+ * strides, then walks back minute by minute to the exact opening; a week covers every case.
+ */
+export function nextOpening(window: Window, from: number): number {
+  const MINUTE = 60_000;
+  let t = Math.ceil(from / MINUTE) * MINUTE;
+  if (inWindow(window, t)) return t;
+  const limit = t + 8 * 24 * 60 * MINUTE;
+  while (t < limit && !inWindow(window, t)) t += 30 * MINUTE;
+  while (inWindow(window, t - MINUTE)) t -= MINUTE;
+  return t;
+}

@@ -1,0 +1,64 @@
+import type { AgentConfig } from "../agents/agent-record";
+import type { ActionType, Capability, LlmConfig, Step } from "../schemas/agents";
+
+/** What a run's builtin templates may refer to as `{{first_name}}` and friends. */
+export type ContactSnapshot = {
+  id: string;
+  email: string;
+  first_name: string | null;
+  last_name: string | null;
+  company: string | null;
+  job_title: string | null;
+  lifecycle_stage: string | null;
+  linkedin_url: string | null;
+  unsubscribed: boolean;
+};
+
+export type SenderSnapshot = {
+  id: string;
+  first_name: string;
+  last_name: string | null;
+  role: string | null;
+  email_address: string | null;
+  linkedin_url: string | null;
+  send_window: { start: string; end: string; days: number[]; timezone: string } | null;
+};
+
+export type RunStep = Step & { id: string };
+
+/** Everything a run's Durable Object needs, fixed when the run starts. */
+export type RunSpec = {
+  runId: string;
+  workspaceId: string;
+  agentId: string;
+  playbookMd: string;
+  steps: RunStep[];
+  stopOn: string[];
+  llm: LlmConfig;
+  sender: SenderSnapshot | null;
+  contacts: ContactSnapshot[];
+};
+
+/** The action a capability stands for when a playbook has no steps. */
+const DEFAULT_ACTION: Record<Capability, ActionType> = {
+  email: "email_message",
+  linkedin: "linkedin_connection",
+  notes: "create_note",
+  crm_sync: "sync_to_crm",
+  tasks: "create_task",
+};
+
+/** The steps a run takes: the playbook's, or one step for the agent's first capability. */
+export function effectiveSteps(agent: AgentConfig): RunStep[] | null {
+  if (agent.playbook?.steps?.length) return agent.playbook.steps as RunStep[];
+  const first = agent.capabilities[0];
+  if (!first) return null;
+  return [{ id: "step_1", action: DEFAULT_ACTION[first], require_approval: true } as RunStep];
+}
+
+/** Event types that end a contact's sequence, by the `stop_on` condition they answer. */
+export const STOP_EVENTS: Record<string, "reply" | "unsubscribe" | "bounce"> = {
+  "email.replied": "reply",
+  "contact.unsubscribed": "unsubscribe",
+  "email.bounced": "bounce",
+};

@@ -1,0 +1,115 @@
+import { z } from "zod";
+import { RUN_STATUSES } from "../db/schema";
+import { ListMeta, Pagination, Timestamp } from "./common";
+
+export const TriggerBody = z
+  .strictObject({
+    contact_ids: z
+      .array(z.string().max(64))
+      .min(1)
+      .max(1000)
+      .refine((ids) => new Set(ids).size === ids.length, "Contact ids must not repeat")
+      .optional()
+      .meta({ description: "1-1000 contacts; without it the agent's monitoring filter picks them" }),
+  })
+  .meta({ id: "TriggerRun" });
+
+export const TriggerResult = z.object({ status: z.literal("success"), job_id: z.string(), run_id: z.string() });
+
+export const RunParams = z.strictObject({ runId: z.string().max(64) });
+export const ActionParamsPath = z.strictObject({
+  runId: z.string().max(64),
+  contactId: z.string().max(64),
+  actionIndex: z.string().regex(/^\d{1,4}$/).transform(Number),
+});
+
+export const ApproveBody = z
+  .strictObject({
+    params: z.record(z.string(), z.json()).optional().meta({ description: "Edits merged over the proposed params; validated for the action type" }),
+    reason: z.string().max(2000).optional(),
+    digest: z.string().max(100).optional().meta({ description: "The digest you reviewed; 409 digest_mismatch if the action changed" }),
+  })
+  .meta({ id: "ApproveAction" });
+export const RejectBody = z.strictObject({ reason: z.string().max(2000).optional() }).meta({ id: "RejectAction" });
+
+export const ListRunsQuery = Pagination.extend({ status: z.enum(RUN_STATUSES).optional() });
+
+const Counts = z.object({ pending_approval: z.int(), approved: z.int(), rejected: z.int(), completed: z.int(), failed: z.int() });
+
+export const Run = z
+  .object({
+    id: z.string(),
+    job_id: z.string(),
+    agent_id: z.string(),
+    status: z.enum(RUN_STATUSES),
+    trigger: z.enum(["manual", "schedule", "event"]),
+    contact_count: z.int(),
+    counts: Counts,
+    created_at: Timestamp,
+    started_at: Timestamp.nullable(),
+    completed_at: Timestamp.nullable(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: "Run" });
+
+export const Action = z
+  .object({
+    index: z.int(),
+    step_id: z.string(),
+    type: z.string(),
+    status: z.enum(["pending_approval", "approved", "auto_approved", "rejected", "scheduled", "running", "completed", "failed", "cancelled", "invalidated"]),
+    identity_id: z.string().nullable(),
+    params: z.record(z.string(), z.json()),
+    original_params: z.record(z.string(), z.json()).optional(),
+    reasoning: z.string(),
+    digest: z.string(),
+    proposed_at: Timestamp,
+    decided_at: Timestamp.nullable(),
+    decision: z.object({ type: z.enum(["approve", "reject"]), by_key_id: z.string().nullable(), reason: z.string().nullable(), edited: z.boolean() }).nullable(),
+    scheduled_for: Timestamp.nullable(),
+    executed_at: Timestamp.nullable(),
+    result: z.record(z.string(), z.json()).nullable(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: "Action" });
+
+export const RunContact = z
+  .object({
+    contact_id: z.string(),
+    contact: z
+      .object({
+        email: z.string(),
+        first_name: z.string().nullable(),
+        last_name: z.string().nullable(),
+        company: z.string().nullable(),
+        job_title: z.string().nullable(),
+        lifecycle_stage: z.string().nullable(),
+      })
+      .nullable(),
+    status: z.enum(["pending", "processing", "awaiting_approval", "waiting", "completed", "stopped", "failed"]),
+    current_step: z.int().nullable(),
+    current_step_id: z.string().nullable(),
+    next_step_at: Timestamp.nullable(),
+    stop_reason: z.string().nullable(),
+    actions: z.array(Action),
+  })
+  .meta({ id: "RunContact" });
+
+export const RunList = z.object({ status: z.literal("success"), runs: z.array(Run), ...ListMeta });
+export const RunDetail = z.object({ status: z.literal("success"), run: Run.extend({ contacts: z.array(RunContact) }) });
+export const RunEnvelope = z.object({ status: z.literal("success"), run: Run });
+export const ActionEnvelope = z.object({ status: z.literal("success"), action: Action });
+
+export const ListOutboxQuery = Pagination.extend({ run_id: z.string().max(64).optional(), contact_id: z.string().max(64).optional() });
+export const Delivery = z
+  .object({
+    id: z.string(),
+    channel: z.string(),
+    action: z.object({ run_id: z.string(), agent_id: z.string(), contact_id: z.string(), index: z.int(), type: z.string() }),
+    contact: z.object({ id: z.string(), email: z.string(), first_name: z.string().nullable(), last_name: z.string().nullable() }).nullable(),
+    identity: z.object({ id: z.string(), first_name: z.string(), last_name: z.string().nullable(), email_address: z.string().nullable() }).nullable(),
+    params: z.record(z.string(), z.json()),
+    created_at: Timestamp,
+  })
+  .meta({ id: "Delivery" });
+export const OutboxList = z.object({ status: z.literal("success"), deliveries: z.array(Delivery), ...ListMeta });
