@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
-import { sha256Hex } from "../lib/crypto";
+import { seal, sha256Hex, unseal } from "../lib/crypto";
 import { ApiError, validationError } from "../lib/errors";
 import { claimKey, completeKey, releaseKey } from "../lib/idempotency";
 
@@ -24,19 +24,26 @@ export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
   const url = new URL(c.req.url);
   const fingerprint = await sha256Hex(`${c.req.method} ${url.pathname}${url.search}\n${await c.req.text()}`);
 
+  // Operator responses can carry a new API key's secret, which D1 must never hold readable
+  // (CONTRACT.md section 2): they are stored sealed with ADMIN_TOKEN.
+  const sealWith = scope === "admin" ? c.env.ADMIN_TOKEN : undefined;
+  const context = `idempotency:${scope}:${key}`;
+
   const claim = await claimKey(db, scope, key, fingerprint);
-  if (claim.kind === "mismatch") {
+  // A sealed body that will not open was stored under an ADMIN_TOKEN since rotated.
+  const replayBody = claim.kind !== "replay" ? null : sealWith ? await unseal(sealWith, context, claim.body) : claim.body;
+  if (claim.kind === "mismatch" || (claim.kind === "replay" && replayBody === null)) {
     throw new ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request");
   }
   if (claim.kind === "in_flight") {
     throw new ApiError(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress");
   }
-  if (claim.kind === "replay") {
+  if (claim.kind === "replay" && replayBody !== null) {
     const headers = new Headers({ "Content-Type": "application/json", "Idempotent-Replayed": "true" });
     // An error body carries its request id; the header must keep agreeing with it.
-    const originalId = /"request_id":"(req_[0-9A-Z]+)"/.exec(claim.body)?.[1];
+    const originalId = /"request_id":"(req_[0-9A-Z]+)"/.exec(replayBody)?.[1];
     if (originalId) headers.set("Request-Id", originalId);
-    return new Response(claim.body, { status: claim.status, headers });
+    return new Response(replayBody, { status: claim.status, headers });
   }
 
   try {
@@ -48,6 +55,7 @@ export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
   if (c.res.status >= 500) {
     await releaseKey(db, scope, key);
   } else {
-    await completeKey(db, scope, key, c.res.status, await c.res.clone().text());
+    const body = await c.res.clone().text();
+    await completeKey(db, scope, key, c.res.status, sealWith ? await seal(sealWith, context, body) : body);
   }
 });

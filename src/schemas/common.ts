@@ -34,10 +34,14 @@ export const LIFECYCLE_STAGES = [
 ] as const;
 export const LifecycleStage = z.enum(LIFECYCLE_STAGES);
 
+/** Digits only: `""`, `0x10`, `1e3` and ` 5` stay strings and fail the integer check. */
+const decimal = (value: unknown) => (typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : value);
+const WHOLE = { error: (issue: { code?: string }) => (issue.code === "invalid_type" ? "Must be a whole number" : undefined) };
+
 /** Standard list paging: strict bounds, a 400 rather than a silent clamp. */
 export const Pagination = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.preprocess(decimal, z.int(WHOLE).min(1).max(100).default(20)),
+  offset: z.preprocess(decimal, z.int(WHOLE).min(0).default(0)),
 });
 
 export const BooleanQuery = z.enum(["true", "false"]).transform((v) => v === "true");
