@@ -4,6 +4,7 @@ import type { Env, RunMessage } from "./env";
 import { purgeExpiredKeys } from "./lib/idempotency";
 import { consumeDeadRuns, consumeRuns } from "./queues/run-queue";
 import { reconcileQueuedRuns } from "./runs/reconcile";
+import { runSchedules } from "./runs/schedule";
 
 export { RunObject } from "./runs/run-object";
 
@@ -17,8 +18,8 @@ export default {
     else await consumeRuns(batch, env);
   },
 
-  async scheduled(_controller, env, ctx) {
+  async scheduled(controller, env, ctx) {
     const db = createDb(env.DB);
-    ctx.waitUntil(Promise.all([reconcileQueuedRuns(db, env), purgeExpiredKeys(db)]));
+    ctx.waitUntil(Promise.all([runSchedules(db, env, controller.scheduledTime), reconcileQueuedRuns(db, env), purgeExpiredKeys(db)]));
   },
 } satisfies ExportedHandler<Env, RunMessage>;

@@ -52,6 +52,8 @@ export const agents = sqliteTable(
     index("agents_workspace_enabled").on(t.workspaceId, t.enabled, t.id),
     index("agents_workspace_template").on(t.workspaceId, t.playbookTemplate, t.id),
     index("agents_identity").on(t.identityId),
+    // The per-minute scheduler reads enabled agents across workspaces.
+    index("agents_enabled").on(t.enabled),
   ],
 );
 

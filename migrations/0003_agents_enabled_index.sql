@@ -1,0 +1,1 @@
+CREATE INDEX `agents_enabled` ON `agents` (`enabled`);
