@@ -8,7 +8,8 @@ import { runSchedules } from "./runs/schedule";
 
 export { RunObject } from "./runs/run-object";
 
-export const DEAD_LETTER_QUEUE = "cairn-runs-dlq";
+// The main module may export only handlers and classes: workerd rejects anything else.
+const DEAD_LETTER_QUEUE = "cairn-runs-dlq";
 
 export default {
   fetch: app.fetch,

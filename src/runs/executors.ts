@@ -5,14 +5,14 @@ import type { Env } from "../env";
 import { newId } from "../lib/ids";
 import { CHANNEL, type ActionParams } from "./actions";
 import type { ActionRow } from "./run-store";
-import { STOP_EVENTS, type RunSpec } from "./spec";
+import { STOP_EVENTS, type RunPlan } from "./spec";
 
 export type Execution =
   | { kind: "done"; result: ActionParams }
   | { kind: "stopped"; reason: string };
 
 /** Outbound actions are checked against the contact's latest state right before they go. */
-async function stopSignal(db: Db, spec: RunSpec, contactId: string, since: number): Promise<string | null> {
+async function stopSignal(db: Db, spec: RunPlan, contactId: string, since: number): Promise<string | null> {
   const types = Object.keys(STOP_EVENTS).filter((type) => spec.stopOn.includes(STOP_EVENTS[type]!) || type === "contact.unsubscribed");
   const [row] = await db
     .select({
@@ -30,7 +30,7 @@ async function stopSignal(db: Db, spec: RunSpec, contactId: string, since: numbe
  * Carries out an approved action. Each write is keyed by the action, so running this
  * twice (an alarm retried, an approval racing an alarm) leaves one note or one delivery.
  */
-export async function executeAction(env: Env, spec: RunSpec, action: ActionRow, runStartedAt: number): Promise<Execution> {
+export async function executeAction(env: Env, spec: RunPlan, action: ActionRow, runStartedAt: number): Promise<Execution> {
   const db = createDb(env.DB);
   const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
   const now = new Date();

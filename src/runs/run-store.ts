@@ -1,7 +1,7 @@
 import type { RunCounts, RunStatus } from "../db/schema";
 import type { ActionType } from "../schemas/agents";
 import type { ActionParams } from "./actions";
-import type { ContactSnapshot, RunSpec } from "./spec";
+import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
 
 export type ContactStatus = "pending" | "processing" | "awaiting_approval" | "waiting" | "completed" | "stopped" | "failed";
 export type ActionStatus =
@@ -17,7 +17,7 @@ export type ActionStatus =
   | "invalidated";
 export type Decision = { kind: "approve" | "reject"; by_key_id: string | null; reason: string | null; edited: boolean };
 
-export type RunRow = { spec: RunSpec; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
+export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
 export type ContactRow = {
   position: number;
   contactId: string;
@@ -77,6 +77,9 @@ const num = (value: unknown) => (value === null ? null : Number(value));
 
 /** Typed access to one run's SQLite storage. Every method is synchronous: no interleaving. */
 export class RunStore {
+  /** The plan never changes once a run starts: parsed once, not on every read. */
+  #plan: RunPlan | undefined;
+
   constructor(private readonly sql: SqlStorage) {}
 
   migrate(): void {
@@ -89,10 +92,14 @@ export class RunStore {
   }
 
   run(): RunRow | null {
-    const row = this.sql.exec("SELECT * FROM run WHERE id = 1").toArray()[0];
-    if (!row) return null;
+    const row = this.sql.exec("SELECT status, created_at, started_at, completed_at, error FROM run WHERE id = 1").toArray()[0];
+    if (!row) {
+      this.#plan = undefined;
+      return null;
+    }
+    this.#plan ??= parse<RunPlan>(this.sql.exec("SELECT spec FROM run WHERE id = 1").one().spec);
     return {
-      spec: parse<RunSpec>(row.spec),
+      spec: this.#plan,
       status: row.status as RunStatus,
       createdAt: Number(row.created_at),
       startedAt: num(row.started_at),
@@ -102,7 +109,9 @@ export class RunStore {
   }
 
   createRun(spec: RunSpec, now: number): void {
-    this.sql.exec("INSERT INTO run (id, spec, status, created_at, started_at) VALUES (1, ?, 'running', ?, ?)", JSON.stringify(spec), now, now);
+    // The contacts live in their own table; the run row keeps the rest of the spec.
+    const { contacts: _contacts, ...plan } = spec;
+    this.sql.exec("INSERT INTO run (id, spec, status, created_at, started_at) VALUES (1, ?, 'running', ?, ?)", JSON.stringify(plan), now, now);
     spec.contacts.forEach((contact, position) => {
       const unsubscribed = contact.unsubscribed;
       this.sql.exec(
@@ -273,7 +282,7 @@ export class RunStore {
   }
 }
 
-export const stepWait = (spec: RunSpec, stepIndex: number) => {
+export const stepWait = (spec: RunPlan, stepIndex: number) => {
   const wait = spec.steps[stepIndex]?.wait;
   return ((wait?.days ?? 0) * 1440 + (wait?.hours ?? 0) * 60 + (wait?.minutes ?? 0)) * 60_000;
 };

@@ -39,6 +39,9 @@ export type RunSpec = {
   contacts: ContactSnapshot[];
 };
 
+/** A run's spec without its contact list: what the run keeps beside its contacts table. */
+export type RunPlan = Omit<RunSpec, "contacts">;
+
 /** The action a capability stands for when a playbook has no steps. */
 const DEFAULT_ACTION: Record<Capability, ActionType> = {
   email: "email_message",

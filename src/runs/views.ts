@@ -1,4 +1,4 @@
-import type { RunSpec } from "./spec";
+import type { RunPlan } from "./spec";
 import type { ActionRow, ContactRow } from "./run-store";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -29,7 +29,7 @@ export function toActionJson(a: ActionRow) {
 export type ActionJson = ReturnType<typeof toActionJson>;
 
 /** A contact's progress through the run, without its current details (the route adds those). */
-export function toContactProgress(spec: RunSpec, c: ContactRow, actions: ActionRow[]) {
+export function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionRow[]) {
   const finished = c.currentStep >= spec.steps.length;
   return {
     contact_id: c.contactId,
