@@ -1,0 +1,184 @@
+// `npm run bench`: Cairn's throughput and run-engine scaling, each figure also as a ratio
+// to a bare fixed-JSON Worker served the same way on the same machine.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { ADMIN_TOKEN, serveBare, serveCairn } from "./serve.mjs";
+
+const CONNECTIONS = 32;
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 10_000);
+const WARMUP_MS = 2_000;
+const ENGINE_SIZES = [100, 1000, 5000];
+const cores = os.cpus().length;
+
+// The server side (this process, Miniflare and its workerd) on core 0, the load generator on core 1.
+const pinned = cores >= 2 && spawnSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" }).status === 0;
+
+const version = (pkg) => JSON.parse(readFileSync(`node_modules/${pkg}/package.json`, "utf8")).version;
+const log = (...args) => console.error("[bench]", ...args);
+
+function build() {
+  log("building the bundle with wrangler deploy --dry-run");
+  execFileSync("wrangler", ["deploy", "--dry-run", "--outdir", "bench/.build"], { stdio: ["ignore", "ignore", "inherit"] });
+  return "bench/.build/index.js";
+}
+
+function load(url, requests, options = {}) {
+  const spec = JSON.stringify({ url, connections: CONNECTIONS, durationMs: DURATION_MS, warmupMs: WARMUP_MS, requests, ...options });
+  const [cmd, args] = pinned ? ["taskset", ["-c", "1", process.execPath, "bench/load.mjs"]] : [process.execPath, ["bench/load.mjs"]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
+    child.stdin.end(spec);
+    let out = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator exited ${code}`))));
+  });
+}
+
+function client(base) {
+  return async function call(method, path, body, key = undefined) {
+    const headers = { authorization: `Bearer ${key ?? ADMIN_TOKEN}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const json = await res.json();
+    if (res.status >= 400) throw new Error(`${method} ${path} -> ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+}
+
+const emailStep = { id: "step_1", action: "email_message", require_approval: true, template: { subject: "Hi {{first_name|there}}", body: "Hello from {{sender.first_name|us}} to {{company|your team}}." } };
+
+async function makeContacts(call, key, prefix, n) {
+  const ids = [];
+  for (let start = 0; start < n; start += 1000) {
+    const contacts = Array.from({ length: Math.min(1000, n - start) }, (_, i) => ({
+      email: `${prefix}-${start + i}@bench.example`,
+      first_name: `Contact${start + i}`,
+      company: "Bench Co",
+      lifecycle_stage: "lead",
+    }));
+    ids.push(...(await call("POST", "/v1/contacts/batch", { contacts }, key)).contacts.map((c) => c.id));
+  }
+  return ids;
+}
+
+async function waitForPending(db, runId, n, timeoutMs = 600_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const row = await db.prepare("SELECT status, counts FROM runs WHERE id = ?").bind(runId).first();
+    if (row && JSON.parse(row.counts).pending_approval === n) return;
+    if (row?.status === "failed" || Date.now() > deadline) throw new Error(`run ${runId} did not reach ${n} pending: ${JSON.stringify(row)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A run written and enqueued exactly as POST /trigger does, for sizes past its 1000-contact cap. */
+async function enqueueRun(cairn, workspaceId, agentId, contactIds) {
+  const runId = `run_BENCH${Date.now()}${Math.random().toString(36).slice(2, 8)}`.toUpperCase().replace("RUN_", "run_");
+  const now = Date.now();
+  const snapshot = { playbook_md: "", steps: [emailStep], stop_on: ["reply", "unsubscribe", "bounce"], llm_config: { provider: "builtin" }, identity_id: null };
+  const counts = { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 };
+  const statements = [
+    cairn.db
+      .prepare("INSERT INTO runs (id, job_id, workspace_id, agent_id, status, \"trigger\", contact_count, counts, agent_snapshot, created_at, enqueued_at, enqueue_attempts) VALUES (?, ?, ?, ?, 'queued', 'manual', ?, ?, ?, ?, ?, 1)")
+      .bind(runId, runId.replace("run_", "job_"), workspaceId, agentId, contactIds.length, JSON.stringify(counts), JSON.stringify(snapshot), now, now),
+  ];
+  for (let i = 0; i < contactIds.length; i += 33) {
+    const part = contactIds.slice(i, i + 33);
+    statements.push(
+      cairn.db.prepare(`INSERT INTO run_contacts (run_id, position, contact_id) VALUES ${part.map(() => "(?, ?, ?)").join(", ")}`).bind(...part.flatMap((id, j) => [runId, i + j, id])),
+    );
+  }
+  await cairn.db.batch(statements);
+  await cairn.queue.send({ run_id: runId });
+  return runId;
+}
+
+const bundle = build();
+const bare = await serveBare();
+const cairn = await serveCairn(bundle);
+const call = client(cairn.url);
+log(`bare Worker at ${bare.url}, Cairn at ${cairn.url}; server pinned to core 0: ${pinned}`);
+
+const { workspace } = await call("POST", "/v1/admin/workspaces", { name: "Bench" });
+const { api_key } = await call("POST", `/v1/admin/workspaces/${workspace.id}/api-keys`, {});
+const key = api_key.key;
+const auth = { authorization: `Bearer ${key}` };
+
+log("seeding 50 agents, a 100-contact run with pending actions");
+for (let i = 0; i < 50; i++) await call("POST", "/v1/agents", { name: `Agent ${i}`, capabilities: ["email"], playbook: { playbook_md: "Bench", steps: [emailStep] } }, key);
+const readAgent = (await call("GET", "/v1/agents?limit=1", undefined, key)).agents[0];
+const hundred = await makeContacts(call, key, "read", 100);
+const readRun = (await call("POST", `/v1/agents/${readAgent.id}/trigger`, { contact_ids: hundred }, key)).run_id;
+await waitForPending(cairn.db, readRun, 100);
+
+const results = { http: [], engine: [], approvals: null };
+const scenario = async (name, url, requests) => {
+  log(`load: ${name}`);
+  const r = await load(url, requests);
+  results.http.push({ name, ...r });
+};
+
+await scenario("bare Worker: GET fixed JSON", bare.url, [{ method: "GET", path: "/" }]);
+await scenario("GET /v1/agents (50 agents)", cairn.url, [{ method: "GET", path: "/v1/agents", headers: auth }]);
+await scenario("GET /v1/agents/runs/:runId (100 contacts)", cairn.url, [{ method: "GET", path: `/v1/agents/runs/${readRun}`, headers: auth }]);
+await scenario("POST /v1/agents", cairn.url, [{ method: "POST", path: "/v1/agents", headers: auth, body: { name: "Written", capabilities: ["email"] } }]);
+const events = hundred.map((contact_id, i) => ({ contact_id, type: "page_view", url: `https://bench.example/pricing?i=${i}` }));
+await scenario("POST /v1/events (100 events)", cairn.url, [{ method: "POST", path: "/v1/events", headers: auth, body: { events } }]);
+
+log("run engine");
+for (const size of ENGINE_SIZES) {
+  const agent = (await call("POST", "/v1/agents", { name: `Engine ${size}`, capabilities: ["email"], playbook: { playbook_md: "Bench", steps: [emailStep] } }, key)).agent;
+  const ids = await makeContacts(call, key, `engine${size}`, size);
+  const started = performance.now();
+  const runId = await enqueueRun(cairn, workspace.id, agent.id, ids);
+  await waitForPending(cairn.db, runId, size);
+  const ms = performance.now() - started;
+  results.engine.push({ contacts: size, ms, contactsPerSecond: size / (ms / 1000) });
+  log(`  ${size} contacts: ${ms.toFixed(0)} ms`);
+}
+
+log("approvals against one 1000-contact run");
+const approvalAgent = (await call("POST", "/v1/agents", { name: "Approvals", capabilities: ["email"], playbook: { playbook_md: "Bench", steps: [emailStep] } }, key)).agent;
+const approvalContacts = await makeContacts(call, key, "approve", 1000);
+const approvalRun = (await call("POST", `/v1/agents/${approvalAgent.id}/trigger`, { contact_ids: approvalContacts }, key)).run_id;
+await waitForPending(cairn.db, approvalRun, 1000);
+const approvals = approvalContacts.map((id) => ({ method: "POST", path: `/v1/agents/runs/${approvalRun}/contacts/${id}/actions/0/approve`, headers: auth }));
+results.approvals = await load(cairn.url, approvals, { once: true });
+
+await Promise.all([bare.mf.dispose(), cairn.mf.dispose()]);
+
+// ---- report ----
+const limit = results.http[0].rps;
+const fmt = (n, d = 0) => (n === null || n === undefined ? "-" : n.toFixed(d));
+const rows = [["scenario", "req/s", "x bare", "p50 ms", "p99 ms", "errors"]];
+for (const r of results.http) rows.push([r.name, fmt(r.rps), fmt(r.rps / limit, 2), fmt(r.p50, 2), fmt(r.p99, 2), String(r.errors)]);
+rows.push([`approvals, one run (${results.approvals.requests})`, fmt(results.approvals.rps), fmt(results.approvals.rps / limit, 2), fmt(results.approvals.p50, 2), fmt(results.approvals.p99, 2), String(results.approvals.errors)]);
+const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+console.log(`\nHTTP, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s after ${WARMUP_MS / 1000} s warm-up`);
+console.log(line(rows[0]));
+for (const r of rows.slice(1)) console.log(line(r));
+
+const base = results.engine[0];
+console.log("\nRun engine: enqueue until every contact's first action is pending");
+console.log(line(["contacts", "ms", "contacts/s", "time vs linear"].map(String)));
+for (const e of results.engine) {
+  const linear = (base.ms * e.contacts) / base.contacts;
+  e.timeVsLinear = e.ms / linear;
+  console.log(line([String(e.contacts), fmt(e.ms), fmt(e.contactsPerSecond), fmt(e.timeVsLinear, 2)]));
+}
+
+const report = {
+  generated_at: new Date().toISOString(),
+  machine: { cores, cpu: os.cpus()[0]?.model, memory_gib: Math.round(os.totalmem() / 2 ** 30) },
+  sides: pinned ? { server: "core 0: Miniflare's Node host and workerd", load_generator: "core 1: bench/load.mjs" } : { shared: `${cores} cores, unpinned` },
+  versions: { node: process.version, workerd: version("workerd"), miniflare: version("miniflare"), wrangler: version("wrangler"), hono: version("hono"), "drizzle-orm": version("drizzle-orm"), zod: version("zod") },
+  settings: { connections: CONNECTIONS, duration_ms: DURATION_MS, warmup_ms: WARMUP_MS },
+  limit_rps: limit,
+  http: results.http.map((r) => ({ ...r, ratio_to_bare: r.rps / limit })),
+  approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit },
+  engine: results.engine,
+};
+writeFileSync("bench/results/latest.json", JSON.stringify(report, null, 2) + "\n");
+console.log("\nWritten to bench/results/latest.json");

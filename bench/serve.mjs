@@ -1,0 +1,64 @@
+// Serves the built Cairn bundle and a bare fixed-JSON Worker through Miniflare's API:
+// workerd itself, with local D1, Queues and Durable Objects wired as wrangler.toml wires
+// them in production, and no dev proxy, inspector or request logging in the path.
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+
+const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync("wrangler.toml", "utf8"))[1];
+
+export const ADMIN_TOKEN = "bench-admin-token";
+
+/** Cairn from `bundlePath`, persisted to a fresh temporary directory like local `wrangler dev` state. */
+export async function serveCairn(bundlePath) {
+  const state = mkdtempSync(join(tmpdir(), "cairn-bench-"));
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    host: "127.0.0.1",
+    port: 0,
+    d1Persist: join(state, "d1"),
+    durableObjectsPersist: join(state, "do"),
+    workers: [
+      {
+        name: "cairn",
+        modules: [{ type: "ESModule", path: bundlePath }],
+        compatibilityDate,
+        bindings: { ADMIN_TOKEN },
+        d1Databases: { DB: "cairn" },
+        durableObjects: { RUNS: { className: "RunObject", useSQLite: true } },
+        queueProducers: { RUN_QUEUE: { queueName: "cairn-runs" } },
+        queueConsumers: {
+          "cairn-runs": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 5, deadLetterQueue: "cairn-runs-dlq" },
+          "cairn-runs-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
+        },
+      },
+    ],
+  }));
+  const url = await mf.ready;
+  const db = await mf.getD1Database("DB");
+  for (const file of readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()) {
+    for (const statement of readFileSync(join("migrations", file), "utf8").split("--> statement-breakpoint")) {
+      if (statement.trim()) await db.prepare(statement).run();
+    }
+  }
+  return { mf, url: url.toString().replace(/\/$/, ""), db, queue: await mf.getQueueProducer("RUN_QUEUE") };
+}
+
+/** The limit: a Worker that answers a fixed JSON body, served the same way. */
+export async function serveBare() {
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    host: "127.0.0.1",
+    port: 0,
+    workers: [
+      {
+        name: "bare",
+        modules: true,
+        compatibilityDate,
+        script: `const body = JSON.stringify({ status: "success", healthy: true });
+          export default { fetch: () => new Response(body, { headers: { "content-type": "application/json" } }) };`,
+      },
+    ],
+  }));
+  const url = await mf.ready;
+  return { mf, url: url.toString().replace(/\/$/, "") };
+}
