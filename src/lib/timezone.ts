@@ -16,18 +16,30 @@ export function isTimeZone(name: string): boolean {
   return true;
 }
 
+// Building a formatter costs far more than using one, and send windows and cron schedules
+// ask minute after minute; one per zone, as many as the tz database has.
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+      weekday: "short",
+    });
+    formatters.set(timeZone, format);
+  }
+  return format;
+}
+
 /** The wall-clock fields of `date` in `timeZone`. */
 export function wallClock(date: Date, timeZone: string) {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone,
-    hourCycle: "h23",
-    year: "numeric",
-    month: "numeric",
-    day: "numeric",
-    hour: "numeric",
-    minute: "numeric",
-    weekday: "short",
-  }).formatToParts(date);
+  const parts = formatter(timeZone).formatToParts(date);
   const get = (type: string) => parts.find((p) => p.type === type)!.value;
   return {
     minute: Number(get("minute")),

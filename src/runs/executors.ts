@@ -17,7 +17,9 @@ async function stopSignal(db: Db, spec: RunPlan, contactId: string, since: numbe
   const [row] = await db
     .select({
       unsubscribed: contacts.unsubscribed,
-      stopEvent: sql<string | null>`(SELECT ${events.type} FROM ${events} WHERE ${events.contactId} = ${contacts.id} AND ${inArray(events.type, types)} AND ${events.createdAt} >= ${since} LIMIT 1)`,
+      // The id as a parameter, not ${contacts.id}: drizzle writes columns in a one-table select
+      // unqualified, and a bare "id" inside this subquery would be the event's own id.
+      stopEvent: sql<string | null>`(SELECT ${events.type} FROM ${events} WHERE ${events.contactId} = ${contactId} AND ${inArray(events.type, types)} AND ${events.createdAt} >= ${since} LIMIT 1)`,
     })
     .from(contacts)
     .where(eq(contacts.id, contactId));

@@ -71,11 +71,13 @@ export class RunObject extends DurableObject<Env> {
     let params = action.params;
     let edited = false;
     if (input.params) {
-      const parsed = ACTION_PARAMS[action.type].safeParse({ ...action.params, ...input.params });
+      const merged = { ...action.params, ...input.params };
+      const parsed = ACTION_PARAMS[action.type].safeParse(merged);
       if (!parsed.success) {
         return { ok: false, status: 400, code: "validation_error", message: `Edited params are not a valid ${action.type}`, details: issuesToDetails(parsed.error.issues, ["params"]) };
       }
-      params = parsed.data as ActionParams;
+      // Validated, not normalised: the schema's trims would rewrite fields the approver left alone.
+      params = merged;
       edited = canonicalJson(params) !== canonicalJson(action.params);
     }
     const digest = edited ? await paramsDigest(params) : action.digest;

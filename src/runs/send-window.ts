@@ -14,15 +14,18 @@ export function inWindow(window: Window, at: number): boolean {
 }
 
 /**
- * The first minute at or after `from` at which the window is open. Scans in half-hour
- * strides, then walks back minute by minute to the exact opening; a week covers every case.
+ * The first minute at or after `from` at which the window is open. Scans in strides of
+ * half an hour, or of the window's length when it is shorter (a longer stride could step
+ * over the whole window), then walks back minute by minute to the exact opening; a week
+ * covers every case.
  */
 export function nextOpening(window: Window, from: number): number {
   const MINUTE = 60_000;
   let t = Math.ceil(from / MINUTE) * MINUTE;
   if (inWindow(window, t)) return t;
   const limit = t + 8 * 24 * 60 * MINUTE;
-  while (t < limit && !inWindow(window, t)) t += 30 * MINUTE;
+  const stride = Math.min(30, minutes(window.end) - minutes(window.start)) * MINUTE;
+  while (t < limit && !inWindow(window, t)) t += stride;
   while (inWindow(window, t - MINUTE)) t -= MINUTE;
   return t;
 }

@@ -1,0 +1,131 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { expect, vi } from "vitest";
+import { createDb } from "../src/db/client";
+import { deliveries } from "../src/db/schema";
+import { api, makeAgent, type Json } from "./helpers";
+
+// Factories and probes shared by the run engine, action and stop tests.
+
+let counter = 0;
+
+export async function makeContact(key: string, overrides: Json = {}): Promise<Json> {
+  const res = await api("/v1/contacts", { method: "POST", key, body: { email: `engine${++counter}@example.com`, ...overrides } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.contact;
+}
+
+export async function makeIdentity(key: string, overrides: Json = {}): Promise<Json> {
+  const res = await api("/v1/identities", { method: "POST", key, body: { first_name: "Sam", last_name: "Sender", email_address: "sam@cairn.example", ...overrides } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.identity;
+}
+
+/** An agent whose playbook is `steps` (capabilities wide enough for any of them). */
+export async function makeStepsAgent(key: string, steps: Json[], overrides: Json = {}): Promise<Json> {
+  return makeAgent(key, {
+    capabilities: ["email", "linkedin", "notes", "crm_sync", "tasks"],
+    playbook: { playbook_md: "# Test playbook", steps },
+    ...overrides,
+  });
+}
+
+/** One email step that needs approval, with a template that uses contact and sender fields. */
+export const EMAIL_STEP = {
+  id: "intro",
+  action: "email_message",
+  template: {
+    subject: "Hello {{first_name|there}} at {{company|your company}}",
+    body: "Hi {{first_name|there}},\n\nA note for {{company}}.\n\n{{sender.first_name}}",
+  },
+};
+
+export async function trigger(key: string, agentId: string, contactIds: string[]): Promise<string> {
+  const res = await api(`/v1/agents/${agentId}/trigger`, { method: "POST", key, body: { contact_ids: contactIds } });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body.run_id as string;
+}
+
+export async function getRun(key: string, runId: string): Promise<Json> {
+  const res = await api(`/v1/agents/runs/${runId}`, { key });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body.run;
+}
+
+export const contactOf = (run: Json, contactId: string): Json => (run.contacts as Json[]).find((c) => c.contact_id === contactId)!;
+
+/** Polls the run until `check` passes (the queue and "now" alarms deliver by themselves). */
+export async function waitForRun(key: string, runId: string, check: (run: Json) => void): Promise<Json> {
+  return vi.waitFor(
+    async () => {
+      const run = await getRun(key, runId);
+      check(run);
+      return run;
+    },
+    { timeout: 15_000, interval: 25 },
+  );
+}
+
+/** Waits until the contact's action `index` exists with `status`, and returns it. */
+export async function waitForAction(key: string, runId: string, contactId: string, index: number, status: string): Promise<Json> {
+  const run = await waitForRun(key, runId, (r) => expect(contactOf(r, contactId)?.actions[index]?.status).toBe(status));
+  return contactOf(run, contactId).actions[index];
+}
+
+/** Triggers `agent` for the contacts and waits for each contact's first action to be proposed. */
+export async function startRun(key: string, agentId: string, contactIds: string[], firstStatus = "pending_approval"): Promise<string> {
+  const runId = await trigger(key, agentId, contactIds);
+  for (const id of contactIds) await waitForAction(key, runId, id, 0, firstStatus);
+  return runId;
+}
+
+const actionPath = (runId: string, contactId: string, index: number) => `/v1/agents/runs/${runId}/contacts/${contactId}/actions/${index}`;
+
+export const approve = (key: string, runId: string, contactId: string, index: number, body?: Json) =>
+  api(`${actionPath(runId, contactId, index)}/approve`, { method: "POST", key, body: body ?? {} });
+
+export const reject = (key: string, runId: string, contactId: string, index: number, body?: Json) =>
+  api(`${actionPath(runId, contactId, index)}/reject`, { method: "POST", key, body: body ?? {} });
+
+export async function outbox(key: string, query = ""): Promise<Json> {
+  const res = await api(`/v1/outbox${query}`, { key });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
+/** Delivery rows in D1 for one action, whatever the API shows. */
+export async function deliveryRows(runId: string, contactId: string, index: number) {
+  return createDb(env.DB).select().from(deliveries).where(eq(deliveries.actionKey, `${runId}/${contactId}/${index}`));
+}
+
+export const runStub = (runId: string) => env.RUNS.getByName(runId);
+
+/** Runs SQL inside the run's Durable Object storage. */
+export const runSql = (runId: string, query: string, ...bindings: SqlStorageValue[]) =>
+  runInDurableObject(runStub(runId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
+
+/**
+ * Moves every waiting step and scheduled action of the run into the past, then runs its
+ * alarm now: days of waiting without sleeping. Returns whether an alarm ran.
+ */
+export async function advance(runId: string): Promise<boolean> {
+  await runInDurableObject(runStub(runId), async (_instance, state) => {
+    const past = Date.now() - 1;
+    state.storage.sql.exec("UPDATE contacts SET next_step_at = ? WHERE status IN ('pending', 'waiting')", past);
+    state.storage.sql.exec("UPDATE actions SET scheduled_for = ? WHERE status = 'scheduled'", past);
+    // runDurableObjectAlarm runs a scheduled alarm whatever its time; a far one never fires by itself.
+    if ((await state.storage.getAlarm()) === null) await state.storage.setAlarm(Date.now() + 3_600_000);
+  });
+  return runDurableObjectAlarm(runStub(runId));
+}
+
+/** `sha256:` + hex of the params as JSON with sorted keys (flat params, as email's are). */
+export async function digestOf(params: Json): Promise<string> {
+  const canonical = JSON.stringify(Object.fromEntries(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1))));
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)));
+  return `sha256:${[...hash].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+export const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+export const DAY = 86_400_000;
