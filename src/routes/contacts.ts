@@ -12,6 +12,7 @@ import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson } from "../events/event-record";
+import { signalStops } from "../runs/stop-signals";
 import { IdParam, Pagination } from "../schemas/common";
 import { BatchContactsBody, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
 import { ListEventsQuery } from "../schemas/events";
@@ -55,7 +56,11 @@ export const contacts = new Hono<AppEnv>()
   })
 
   .post("/batch", requireScope("contacts:write"), validate("json", BatchContactsBody), async (c) => {
-    const results = await upsertContacts(c.var.db, c.var.auth.workspaceId, c.req.valid("json").contacts);
+    const bodies = c.req.valid("json").contacts;
+    const results = await upsertContacts(c.var.db, c.var.auth.workspaceId, bodies);
+    const unsubscribing = new Set(bodies.filter((b) => b.unsubscribed === true).map((b) => b.email.toLowerCase()));
+    const unsubscribed = results.filter((r) => unsubscribing.has(r.email.toLowerCase()));
+    await signalStops(c.var.db, c.env, c.var.auth.workspaceId, unsubscribed.map((r) => ({ contactId: r.id, type: "contact.unsubscribed" })));
     const created = results.filter((r) => r.created).length;
     return c.json({ status: "success", created, updated: results.length - created, contacts: results });
   })
@@ -80,6 +85,10 @@ export const contacts = new Hono<AppEnv>()
       throw error;
     }
     if (!row) throw notFound("contact");
+    // Unsubscribing through the contact stops its sequences just as the event does.
+    if (body.unsubscribed === true) {
+      await signalStops(c.var.db, c.env, c.var.auth.workspaceId, [{ contactId: row.id, type: "contact.unsubscribed" }]);
+    }
     return c.json({ status: "success", contact: toContactJson(row) });
   })
 
