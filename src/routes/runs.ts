@@ -5,6 +5,7 @@ import { findContactsByIds } from "../contacts/contact-record";
 import { runContacts, runs as runsTable } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, conflict, notFound, validationError } from "../lib/errors";
+import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { createRun } from "../runs/create-run";
@@ -92,7 +93,11 @@ export const runs = new Hono<AppEnv>()
       const { contact_id, ...rest } = p;
       return { contact_id, contact, ...rest };
     });
-    return c.json({ status: "success", run: { ...toRunJson(run), contacts } });
+    // The object is the source of truth and its D1 row a mirror that can trail it by a write:
+    // take the summary from the object too, so it agrees with the contacts beside it.
+    const at = (ms: number | null) => iso(ms === null ? null : new Date(ms));
+    const live = view && { status: view.status, counts: view.counts, started_at: at(view.started_at), completed_at: at(view.completed_at), error: view.error };
+    return c.json({ status: "success", run: { ...toRunJson(run), ...live, contacts } });
   })
 
   .post("/runs/:runId/cancel", requireScope("agents:trigger"), validate("param", RunParams), async (c) => {

@@ -28,9 +28,14 @@ export class RunObject extends DurableObject<Env> {
     void ctx.blockConcurrencyWhile(async () => this.#store.migrate());
   }
 
-  /** Starts the run; a second start of the same run (a redelivered message) is a no-op. */
+  /** Starts the run; a second start of the same run (a redelivered message) proposes nothing new. */
   async start(spec: RunSpec): Promise<{ started: boolean }> {
-    if (this.#store.run()) return { started: false };
+    if (this.#store.run()) {
+      // A first start that failed after storing the run (say, D1 refused the mirror) left no
+      // alarm and a stale D1 row: the retried message finishes it.
+      await this.#settle();
+      return { started: false };
+    }
     this.#store.createRun(spec, Date.now());
     await this.#settle(true);
     return { started: true };

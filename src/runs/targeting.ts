@@ -14,8 +14,12 @@ export function filterConditions(workspaceId: string, filter: MonitoringFilter, 
   if (filter.lifecycle_stage) conditions.push(inArray(contacts.lifecycleStage, filter.lifecycle_stage));
   for (const [name, value] of Object.entries(filter.properties ?? {})) {
     // Property names are restricted to [A-Za-z0-9_-], so they are safe inside a JSON path.
-    const bound = typeof value === "boolean" ? Number(value) : value;
-    conditions.push(sql`json_extract(${contacts.properties}, ${`$."${name}"`}) = ${bound}`);
+    const path = `$."${name}"`;
+    // json_extract reads JSON true as 1, so booleans and numbers are also checked by JSON type.
+    if (typeof value === "boolean") conditions.push(sql`json_type(${contacts.properties}, ${path}) = ${String(value)}`);
+    else if (typeof value === "number") {
+      conditions.push(sql`(json_type(${contacts.properties}, ${path}) IN ('integer', 'real') AND json_extract(${contacts.properties}, ${path}) = ${value})`);
+    } else conditions.push(sql`json_extract(${contacts.properties}, ${path}) = ${value}`);
   }
   if (filter.not_contacted_within_days) {
     const since = new Date(now - filter.not_contacted_within_days * DAY);

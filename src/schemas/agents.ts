@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BooleanQuery, CronExpression, LifecycleStage, ListMeta, Pagination, Timestamp, TimeZone } from "./common";
+import { PropertyName } from "./contacts";
 
 export const CAPABILITIES = ["email", "linkedin", "notes", "crm_sync", "tasks"] as const;
 export const Capability = z.enum(CAPABILITIES);
@@ -77,7 +78,8 @@ export type Playbook = z.infer<typeof Playbook>;
 export const MonitoringFilter = z
   .strictObject({
     lifecycle_stage: z.array(LifecycleStage).min(1).optional(),
-    properties: z.record(z.string().min(1).max(100), z.union([z.string(), z.number(), z.boolean()])).optional(),
+    // Names as contact properties allow them; anything else could not match and breaks the JSON path.
+    properties: z.record(PropertyName, z.union([z.string(), z.number(), z.boolean()])).optional(),
     event: z
       .strictObject({
         type: z.string().min(1).max(100),
