@@ -1,9 +1,11 @@
+import { listDurableObjectIds } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { expect, vi } from "vitest";
 import { createDb } from "../src/db/client";
-import { runs } from "../src/db/schema";
-import { api, type Json } from "./helpers";
+import { runContacts, runs } from "../src/db/schema";
+import { newId } from "../src/lib/ids";
+import { api, makeAgent, makeWorkspace, type Json } from "./helpers";
 
 let batchCounter = 0;
 
@@ -66,3 +68,56 @@ export async function waitForMirror(runId: string, until: (row: typeof runs.$inf
     { timeout: 10_000, interval: 50 },
   );
 }
+
+// What a trigger snapshots for an agent with capabilities ["notes"] and no steps.
+const NOTE_SNAPSHOT = {
+  playbook_md: "",
+  steps: [{ id: "step_1", action: "create_note", require_approval: true }],
+  stop_on: ["reply", "unsubscribe", "bounce"],
+  llm_config: { provider: "builtin" },
+  identity_id: null,
+};
+
+type Seed = { contacts?: number; enqueuedAt?: number; enqueueAttempts?: number };
+
+/**
+ * A run row written straight to D1 as the trigger writes it, but whose queue message was
+ * never sent: the queue consumer and the reconciler can then be driven by hand.
+ */
+export async function seedQueuedRun(seed: Seed = {}) {
+  const { key, workspaceId } = await makeWorkspace();
+  const agent = await makeAgent(key, { capabilities: ["notes"] });
+  const made = await makeContacts(key, seed.contacts ?? 2);
+  const runId = newId("run");
+  const now = Date.now();
+  const db = createDb(env.DB);
+  await db.batch([
+    db
+      .insert(runs)
+      .values({
+        id: runId,
+        jobId: newId("job"),
+        workspaceId,
+        agentId: agent.id,
+        status: "queued",
+        trigger: "manual",
+        contactCount: made.length,
+        counts: { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 },
+        agentSnapshot: NOTE_SNAPSHOT,
+        createdAt: new Date(now),
+        enqueuedAt: new Date(seed.enqueuedAt ?? now),
+        enqueueAttempts: seed.enqueueAttempts ?? 1,
+      }),
+    db
+      .insert(runContacts)
+      .values(made.map((c, position) => ({ runId, position, contactId: c.id as string }))),
+  ]);
+  return { key, agent, runId, contactIds: made.map((c) => c.id as string) };
+}
+
+/** The run's D1 row. */
+export const runRow = async (runId: string) => (await createDb(env.DB).query.runs.findFirst({ where: eq(runs.id, runId) }))!;
+/** Ids of every run Durable Object created so far (a GET of a run creates its object too). */
+export const objectIds = async () => (await listDurableObjectIds(env.RUNS)).map((id) => id.toString());
+/** Whether the run's Durable Object has ever been created. */
+export const hasObject = async (runId: string) => (await objectIds()).includes(env.RUNS.idFromName(runId).toString());

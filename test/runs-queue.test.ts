@@ -1,24 +1,15 @@
-import {
-  createExecutionContext,
-  createMessageBatch,
-  createScheduledController,
-  getQueueResult,
-  listDurableObjectIds,
-  runDurableObjectAlarm,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
 import type { Env, RunMessage } from "../src/env";
 import worker from "../src/index";
 import { createDb } from "../src/db/client";
-import { runContacts, runs } from "../src/db/schema";
+import { runs } from "../src/db/schema";
 import { newId } from "../src/lib/ids";
 import { backoffSeconds } from "../src/queues/run-queue";
-import { MAX_ENQUEUES, reconcileQueuedRuns, RESEND_AFTER_MS } from "../src/runs/reconcile";
 import { api, makeAgent, makeWorkspace, type Json } from "./helpers";
-import { getRun, makeContacts, proposed, triggerAndWait, waitForMirror, waitForRun } from "./run-helpers";
+import { getRun, hasObject, makeContacts, objectIds, proposed, runRow, seedQueuedRun, triggerAndWait, waitForMirror, waitForRun } from "./run-helpers";
 
 // Runs start through the real Queue (a batch waits up to a second) and alarms.
 vi.setConfig({ testTimeout: 30_000 });
@@ -29,53 +20,6 @@ const handler = worker as ExportedHandler<Env, RunMessage>;
 const RUNS_QUEUE = "cairn-runs";
 const DEAD_LETTER_QUEUE = "cairn-runs-dlq";
 
-const NOTE_SNAPSHOT = {
-  playbook_md: "",
-  steps: [{ id: "step_1", action: "create_note", require_approval: true }],
-  stop_on: ["reply", "unsubscribe", "bounce"],
-  llm_config: { provider: "builtin" },
-  identity_id: null,
-};
-
-type Seed = { contacts?: number; enqueuedAt?: number; enqueueAttempts?: number };
-
-/**
- * A run row written straight to D1 as the trigger writes it, but whose queue message was
- * never sent: the queue consumer and the reconciler can then be driven by hand.
- */
-async function seedQueuedRun(seed: Seed = {}) {
-  const { key, workspaceId } = await makeWorkspace();
-  const agent = await makeAgent(key, { capabilities: ["notes"] });
-  const made = await makeContacts(key, seed.contacts ?? 2);
-  const runId = newId("run");
-  const now = Date.now();
-  await db().batch([
-    db()
-      .insert(runs)
-      .values({
-        id: runId,
-        jobId: newId("job"),
-        workspaceId,
-        agentId: agent.id,
-        status: "queued",
-        trigger: "manual",
-        contactCount: made.length,
-        counts: { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 },
-        agentSnapshot: NOTE_SNAPSHOT,
-        createdAt: new Date(now),
-        enqueuedAt: new Date(seed.enqueuedAt ?? now),
-        enqueueAttempts: seed.enqueueAttempts ?? 1,
-      }),
-    db()
-      .insert(runContacts)
-      .values(made.map((c, position) => ({ runId, position, contactId: c.id as string }))),
-  ]);
-  return { key, agent, runId, contactIds: made.map((c) => c.id as string) };
-}
-
-const runRow = async (runId: string) => (await db().query.runs.findFirst({ where: eq(runs.id, runId) }))!;
-const objectIds = async () => (await listDurableObjectIds(env.RUNS)).map((id) => id.toString());
-const hasObject = async (runId: string) => (await objectIds()).includes(env.RUNS.idFromName(runId).toString());
 const actionCount = (run: Json) => (run.contacts as Json[]).reduce((n, c) => n + (c.actions as Json[]).length, 0);
 
 /**
@@ -306,76 +250,6 @@ describe("dead-letter consumer", () => {
       const result = await deliver(DEAD_LETTER_QUEUE, ["garbage", { run_id: 7 }]);
       expect(result.explicitAcks.sort()).toEqual(["m0", "m1"]);
       expect(result.retryMessages).toEqual([]);
-    } finally {
-      errors.mockRestore();
-    }
-  });
-});
-
-describe("queued-run reconciler", () => {
-  const stale = () => Date.now() - RESEND_AFTER_MS - 60_000;
-
-  it("re-sends a run left queued past two minutes from the cron, and the run then starts", async () => {
-    const { key, runId } = await seedQueuedRun({ enqueuedAt: stale() });
-    const before = Date.now();
-
-    const ctx = createExecutionContext();
-    await handler.scheduled!(createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }), env, ctx);
-    await waitOnExecutionContext(ctx);
-
-    const row = await runRow(runId);
-    expect(row.enqueueAttempts).toBe(2);
-    expect(row.enqueuedAt.getTime()).toBeGreaterThanOrEqual(before);
-    const run = await waitForRun(key, runId, proposed);
-    expect(run.counts.pending_approval).toBe(2);
-  });
-
-  it("does not re-send a run queued less than two minutes ago", async () => {
-    const { runId } = await seedQueuedRun();
-    const { enqueuedAt } = await runRow(runId);
-
-    await reconcileQueuedRuns(db(), env);
-
-    expect(await runRow(runId)).toMatchObject({ status: "queued", enqueueAttempts: 1, enqueuedAt });
-    expect(await hasObject(runId)).toBe(false);
-  });
-
-  it("does not touch a run that has started, however old its last send", async () => {
-    const { key } = await makeWorkspace();
-    const agent = await makeAgent(key, { capabilities: ["notes"] });
-    const [a] = await makeContacts(key, 1);
-    const { runId } = await triggerAndWait(key, agent.id, { contact_ids: [a!.id] }, proposed);
-    await waitForMirror(runId, (row) => row.status === "awaiting_approval");
-    await db().update(runs).set({ enqueuedAt: new Date(stale()) }).where(eq(runs.id, runId));
-
-    await reconcileQueuedRuns(db(), env);
-
-    expect(await runRow(runId)).toMatchObject({ status: "awaiting_approval", enqueueAttempts: 1 });
-  });
-
-  it("marks a run failed once its message has been sent five times", async () => {
-    const { key, runId } = await seedQueuedRun({ enqueuedAt: stale(), enqueueAttempts: MAX_ENQUEUES });
-
-    await reconcileQueuedRuns(db(), env);
-
-    expect(await hasObject(runId)).toBe(false);
-    expect((await runRow(runId)).enqueueAttempts).toBe(MAX_ENQUEUES);
-    const run = await getRun(key, runId);
-    expect(run).toMatchObject({ status: "failed", error: expect.stringMatching(/five times/), completed_at: expect.any(String) });
-  });
-
-  it("sends a run's fifth message, then fails it at the next pass if it is still queued", async () => {
-    const { runId } = await seedQueuedRun({ enqueuedAt: stale(), enqueueAttempts: MAX_ENQUEUES - 1 });
-    // Its start fails every time, so the re-sent message cannot rescue it.
-    await env.DB.prepare("UPDATE runs SET agent_snapshot = 'null' WHERE id = ?").bind(runId).run();
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
-    try {
-      await reconcileQueuedRuns(db(), env);
-      expect(await runRow(runId)).toMatchObject({ status: "queued", enqueueAttempts: MAX_ENQUEUES });
-
-      await db().update(runs).set({ enqueuedAt: new Date(stale()) }).where(eq(runs.id, runId));
-      await reconcileQueuedRuns(db(), env);
-      expect(await runRow(runId)).toMatchObject({ status: "failed", enqueueAttempts: MAX_ENQUEUES });
     } finally {
       errors.mockRestore();
     }
