@@ -73,18 +73,15 @@ export class RunObject extends DurableObject<Env> {
       return { ok: false, status: 409, code: "digest_mismatch", message: `The action's digest is ${action.digest}; it changed since you looked` };
     }
 
-    let params = action.params;
-    let edited = false;
-    if (input.params) {
-      const merged = { ...action.params, ...input.params };
-      const parsed = ACTION_PARAMS[action.type].safeParse(merged);
-      if (!parsed.success) {
-        return { ok: false, status: 400, code: "validation_error", message: `Edited params are not a valid ${action.type}`, details: issuesToDetails(parsed.error.issues, ["params"]) };
-      }
-      // Validated, not normalised: the schema's trims would rewrite fields the approver left alone.
-      params = merged;
-      edited = canonicalJson(params) !== canonicalJson(action.params);
+    // What is approved must be a valid action of its type, edited or not (a template can
+    // render an empty body). Validated, not normalised: trims would rewrite untouched fields.
+    const params = input.params ? { ...action.params, ...input.params } : action.params;
+    const parsed = ACTION_PARAMS[action.type].safeParse(params);
+    if (!parsed.success) {
+      const message = input.params ? `Edited params are not a valid ${action.type}` : `The proposed params are not a valid ${action.type}; send corrected params`;
+      return { ok: false, status: 400, code: "validation_error", message, details: issuesToDetails(parsed.error.issues, ["params"]) };
     }
+    const edited = canonicalJson(params) !== canonicalJson(action.params);
     const digest = edited ? await paramsDigest(params) : action.digest;
 
     const now = Date.now();
