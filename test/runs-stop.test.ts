@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from "vitest";
 import { createDb } from "../src/db/client";
 import { events, runContacts, runs } from "../src/db/schema";
 import { newId } from "../src/lib/ids";
+import { buildSpec } from "../src/runs/build-spec";
 import type { RunObject } from "../src/runs/run-object";
 import { api, expectError, makeWorkspace, type Json } from "./helpers";
 import {
@@ -245,5 +246,23 @@ describe("DELETE /v1/agents/:id", () => {
     // Another agent's run is untouched.
     expect(contactOf(await getRun(key, kept), pending.id).actions[0].status).toBe("pending_approval");
     expect((await runSql(kept, "SELECT status FROM actions")).map((r) => r.status)).toStrictEqual(["pending_approval"]);
+  });
+});
+
+describe("a cancel that reaches D1 while the run is starting", () => {
+  it("cancels the run's object too, instead of reviving the run", async () => {
+    const { key } = await makeWorkspace();
+    const agent = await makeStepsAgent(key, [EMAIL_STEP]);
+    const contact = await makeContact(key);
+    const runId = (await api(`/v1/agents/${agent.id}/trigger`, { method: "POST", key, body: { contact_ids: [contact.id] } })).body.run_id;
+    // The consumer read the run as queued; the cancel lands in D1 before the object starts.
+    const [row] = await createDb(env.DB).select().from(runs).where(eq(runs.id, runId));
+    await createDb(env.DB).update(runs).set({ status: "cancelled" }).where(eq(runs.id, runId));
+    await runStub(runId).start(await buildSpec(createDb(env.DB), row!));
+
+    const run = await getRun(key, runId);
+    expect(run.status).toBe("cancelled");
+    expect(contactOf(run, contact.id)).toMatchObject({ status: "stopped", stop_reason: "cancelled" });
+    expect((await outbox(key)).total).toBe(0);
   });
 });

@@ -142,8 +142,13 @@ export class RunObject extends DurableObject<Env> {
   /** Records the run's status, mirrors it to D1 and sets the next alarm. */
   async #settle(workRemains = false): Promise<void> {
     const now = Date.now();
-    const status = this.#engine.refreshStatus(now);
-    await mirrorRun(this.env.DB, this.#store);
+    let status = this.#engine.refreshStatus(now);
+    if (!(await mirrorRun(this.env.DB, this.#store))) {
+      // Cancelled in D1 while this run was starting: honour it here too.
+      this.#engine.cancel(now);
+      status = "cancelled";
+      await mirrorRun(this.env.DB, this.#store);
+    }
     if (FINISHED.includes(status)) {
       await this.ctx.storage.deleteAlarm();
       return;
