@@ -1,7 +1,7 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { contacts } from "../db/schema";
-import { chunk, D1_MAX_PARAMS } from "../lib/d1";
+import { batchRead, chunk, D1_MAX_PARAMS } from "../lib/d1";
 import { iso } from "../lib/time";
 import type { CreateContactBody, UpdateContactBody } from "../schemas/contacts";
 
@@ -69,17 +69,21 @@ export async function findContact(db: Db, workspaceId: string, id: string) {
 
 /** Contacts of the workspace with these ids, read in chunks that respect D1's parameter limit. */
 export async function findContactsByIds(db: Db, workspaceId: string, ids: readonly string[]): Promise<ContactRow[]> {
-  const reads = chunk(ids, D1_MAX_PARAMS - 1).map((part) =>
-    db.select().from(contacts).where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.id, part))),
+  return batchRead(
+    db,
+    chunk(ids, D1_MAX_PARAMS - 1).map((part) =>
+      db.select().from(contacts).where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.id, part))),
+    ),
   );
-  return (await Promise.all(reads)).flat();
 }
 
 /** Contacts of the workspace with these emails (any case), chunked like `findContactsByIds`. */
 export async function findContactsByEmails(db: Db, workspaceId: string, emails: readonly string[]): Promise<ContactRow[]> {
   const keys = [...new Set(emails.map((e) => e.toLowerCase()))];
-  const reads = chunk(keys, D1_MAX_PARAMS - 1).map((part) =>
-    db.select().from(contacts).where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.emailKey, part))),
+  return batchRead(
+    db,
+    chunk(keys, D1_MAX_PARAMS - 1).map((part) =>
+      db.select().from(contacts).where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.emailKey, part))),
+    ),
   );
-  return (await Promise.all(reads)).flat();
 }

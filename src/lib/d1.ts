@@ -1,3 +1,6 @@
+import type { BatchItem } from "drizzle-orm/batch";
+import type { Db } from "../db/client";
+
 /** D1 binds at most 100 parameters per statement. */
 export const D1_MAX_PARAMS = 100;
 
@@ -15,4 +18,11 @@ export const rowsPerStatement = (columns: number, reserved = 0) => Math.floor((D
 export function isUniqueViolation(error: unknown): boolean {
   const text = `${String(error)} ${error instanceof Error && error.cause ? String(error.cause) : ""}`;
   return text.includes("UNIQUE constraint failed");
+}
+
+/** Runs chunked reads of one shape in a single D1 round trip and joins their rows. */
+export async function batchRead<Row>(db: Db, reads: (BatchItem<"sqlite"> & PromiseLike<Row[]>)[]): Promise<Row[]> {
+  if (reads.length === 0) return [];
+  const [first, ...rest] = reads;
+  return ((await db.batch([first!, ...rest])) as Row[][]).flat();
 }

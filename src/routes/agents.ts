@@ -35,7 +35,7 @@ export const agents = new Hono<AppEnv>()
     if (playbook_template) filters.push(eq(agentsTable.playbookTemplate, playbook_template));
     const where = and(...filters);
 
-    const [rows, [totals]] = await Promise.all([
+    const [rows, [totals]] = await c.var.db.batch([
       c.var.db.select().from(agentsTable).where(where).orderBy(desc(agentsTable.id)).limit(limit).offset(offset),
       c.var.db.select({ total: count() }).from(agentsTable).where(where),
     ]);

@@ -37,7 +37,7 @@ export const contacts = new Hono<AppEnv>()
       filters.push(or(...columns.map((column) => contains(column, q.search!)))!);
     }
     const where = and(...filters);
-    const [rows, [totals]] = await Promise.all([
+    const [rows, [totals]] = await c.var.db.batch([
       c.var.db.select().from(contactsTable).where(where).orderBy(desc(contactsTable.id)).limit(q.limit).offset(q.offset),
       c.var.db.select({ total: count() }).from(contactsTable).where(where),
     ]);
@@ -106,7 +106,7 @@ export const contacts = new Hono<AppEnv>()
     const { limit, offset, type } = c.req.valid("query");
     if (!(await findContact(c.var.db, c.var.auth.workspaceId, id))) throw notFound("contact");
     const where = and(eq(eventsTable.contactId, id), type ? eq(eventsTable.type, type) : undefined);
-    const [rows, [totals]] = await Promise.all([
+    const [rows, [totals]] = await c.var.db.batch([
       c.var.db.select().from(eventsTable).where(where).orderBy(desc(eventsTable.occurredAt), desc(eventsTable.id)).limit(limit).offset(offset),
       c.var.db.select({ total: count() }).from(eventsTable).where(where),
     ]);
@@ -118,7 +118,7 @@ export const contacts = new Hono<AppEnv>()
     const { limit, offset } = c.req.valid("query");
     if (!(await findContact(c.var.db, c.var.auth.workspaceId, id))) throw notFound("contact");
     const where = eq(notesTable.contactId, id);
-    const [rows, [totals]] = await Promise.all([
+    const [rows, [totals]] = await c.var.db.batch([
       c.var.db.select().from(notesTable).where(where).orderBy(desc(notesTable.id)).limit(limit).offset(offset),
       c.var.db.select({ total: count() }).from(notesTable).where(where),
     ]);

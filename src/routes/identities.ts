@@ -16,7 +16,7 @@ export const identities = new Hono<AppEnv>()
   .get("/", requireScope("identities:read"), validate("query", ListIdentitiesQuery), async (c) => {
     const { limit, offset } = c.req.valid("query");
     const where = eq(identitiesTable.workspaceId, c.var.auth.workspaceId);
-    const [rows, [totals]] = await Promise.all([
+    const [rows, [totals]] = await c.var.db.batch([
       c.var.db.select().from(identitiesTable).where(where).orderBy(desc(identitiesTable.id)).limit(limit).offset(offset),
       c.var.db.select({ total: count() }).from(identitiesTable).where(where),
     ]);

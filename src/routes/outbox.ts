@@ -15,7 +15,7 @@ export const outbox = new Hono<AppEnv>().get("/", requireScope("agents:read"), v
     run_id ? eq(deliveries.runId, run_id) : undefined,
     contact_id ? eq(deliveries.contactId, contact_id) : undefined,
   );
-  const [rows, [totals]] = await Promise.all([
+  const [rows, [totals]] = await c.var.db.batch([
     c.var.db
       .select()
       .from(deliveries)

@@ -60,7 +60,7 @@ export const runs = new Hono<AppEnv>()
     const agent = await findAgent(c.var.db, workspaceId, c.req.valid("param").id);
     if (!agent) throw notFound("agent");
     const where = and(eq(runsTable.workspaceId, workspaceId), eq(runsTable.agentId, agent.id), status ? eq(runsTable.status, status) : undefined);
-    const [rows, [totals]] = await Promise.all([
+    const [rows, [totals]] = await c.var.db.batch([
       c.var.db.select().from(runsTable).where(where).orderBy(desc(runsTable.id)).limit(limit).offset(offset),
       c.var.db.select({ total: count() }).from(runsTable).where(where),
     ]);

@@ -38,11 +38,13 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow, 
   const now = new Date();
 
   if (action.type === "create_note") {
-    await db
-      .insert(notes)
-      .values({ id: newId("note"), workspaceId: spec.workspaceId, contactId: action.contactId, body: String(action.params.note), actionKey, runId: spec.runId, createdAt: now })
-      .onConflictDoNothing();
-    const [note] = await db.select({ id: notes.id }).from(notes).where(eq(notes.actionKey, actionKey));
+    const [, [note]] = await db.batch([
+      db
+        .insert(notes)
+        .values({ id: newId("note"), workspaceId: spec.workspaceId, contactId: action.contactId, body: String(action.params.note), actionKey, runId: spec.runId, createdAt: now })
+        .onConflictDoNothing(),
+      db.select({ id: notes.id }).from(notes).where(eq(notes.actionKey, actionKey)),
+    ]);
     return { kind: "done", result: { note_id: note!.id } };
   }
 
@@ -67,12 +69,12 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow, 
       createdAt: now,
     })
     .onConflictDoNothing();
+  const stored = db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.actionKey, actionKey));
   // Reaching the contact (not syncing or tasking about them) counts as contacting them.
-  if (channel === "email" || channel === "linkedin") {
-    await db.batch([record, db.update(contacts).set({ lastContactedAt: now }).where(eq(contacts.id, action.contactId))]);
-  } else {
-    await record;
-  }
-  const [delivery] = await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.actionKey, actionKey));
+  const results =
+    channel === "email" || channel === "linkedin"
+      ? await db.batch([record, db.update(contacts).set({ lastContactedAt: now }).where(eq(contacts.id, action.contactId)), stored])
+      : await db.batch([record, stored]);
+  const [delivery] = results.at(-1) as { id: string }[];
   return { kind: "done", result: { delivery_id: delivery!.id, channel } };
 }
