@@ -3,7 +3,6 @@ import type { AppEnv } from "./env";
 import { requireKey } from "./middleware/auth";
 import { jsonBody } from "./middleware/body";
 import { notFound, onError } from "./middleware/errors";
-import { idempotency } from "./middleware/idempotency";
 import { requestContext } from "./middleware/request-id";
 import { admin } from "./routes/admin";
 import { agents } from "./routes/agents";
@@ -22,7 +21,7 @@ app.use(requestContext, jsonBody);
 app.route("/v1", meta);
 app.route("/v1/admin", admin);
 
-app.use("/v1/*", requireKey, idempotency);
+app.use("/v1/*", requireKey);
 app.route("/v1/agents", runs);
 app.route("/v1/agents", agents);
 app.route("/v1/outbox", outbox);

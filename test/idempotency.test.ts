@@ -245,3 +245,17 @@ describe("Idempotency-Key on admin routes", () => {
     expect(res.headers.get("Idempotent-Replayed")).toBeNull();
   });
 });
+
+describe("Idempotency-Key and scopes", () => {
+  it("never replays a stored response to a key that lacks the route's scope", async () => {
+    const { workspaceId, key } = await makeWorkspace();
+    const reader = await admin(`/v1/admin/workspaces/${workspaceId}/api-keys`, { method: "POST", body: { scopes: ["agents:read"] } });
+    expect((await post(key, "scoped", { name: "A" })).status).toBe(201);
+
+    const replay = await post(reader.body.api_key.key, "scoped", { name: "A" });
+
+    expect(replay.status).toBe(403);
+    expect(replay.body.code).toBe("insufficient_scope");
+    expect(replay.headers.get("Idempotent-Replayed")).toBeNull();
+  });
+});

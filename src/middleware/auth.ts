@@ -4,6 +4,7 @@ import { authenticateKey } from "../lib/auth";
 import { secretsEqual } from "../lib/crypto";
 import { ApiError, notFound, unauthorized } from "../lib/errors";
 import type { Scope } from "../lib/scopes";
+import { idempotency } from "./idempotency";
 
 const bearer = (header: string | undefined) => /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
 
@@ -16,6 +17,10 @@ export const requireKey = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
+/**
+ * Requires the route's scope, then honours Idempotency-Key: in that order, so a key
+ * without the scope can never be answered from another key's stored response.
+ */
 export const requireScope = (scope: Scope) =>
   createMiddleware<AppEnv>(async (c, next) => {
     if (!c.var.auth.scopes.includes(scope)) {
@@ -23,7 +28,7 @@ export const requireScope = (scope: Scope) =>
         { path: "scope", message: `Requires ${scope}` },
       ]);
     }
-    await next();
+    return idempotency(c, next);
   });
 
 /** Operator routes: 404 while ADMIN_TOKEN is unset, 401 unless the bearer token matches it. */
