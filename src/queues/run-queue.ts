@@ -6,6 +6,8 @@ import type { Env, RunMessage } from "../env";
 import { buildSpec } from "../runs/build-spec";
 import { runStub } from "../runs/run-stub";
 
+const ACTIVE = ["queued", "running", "awaiting_approval"];
+
 const Message = z.object({ run_id: z.string().startsWith("run_") });
 
 /** Retry delays grow 5 s, 10 s, 20 s ... up to five minutes. */
@@ -23,8 +25,8 @@ export async function consumeRuns(batch: MessageBatch<RunMessage>, env: Env): Pr
     }
     try {
       const run = await db.query.runs.findFirst({ where: eq(runs.id, parsed.data.run_id) });
-      // Deleted with its agent, or cancelled before it started: nothing to do.
-      if (run && run.status !== "cancelled") await runStub(env, run.id).start(await buildSpec(db, run));
+      // Deleted with its agent, cancelled, or failed by the reconciler: nothing to start.
+      if (run && ACTIVE.includes(run.status)) await runStub(env, run.id).start(await buildSpec(db, run));
       message.ack();
     } catch (error) {
       console.error(JSON.stringify({ level: "warn", queue: batch.queue, run_id: parsed.data.run_id, attempts: message.attempts, error: String(error) }));

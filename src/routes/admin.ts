@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { apiKeys, workspaces } from "../db/schema";
 import type { AppEnv } from "../env";
@@ -44,7 +44,12 @@ export const admin = new Hono<AppEnv>()
 
   .delete("/api-keys/:id", validate("param", IdParam), async (c) => {
     const { id } = c.req.valid("param");
-    const [row] = await c.var.db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, id)).returning();
+    // Revoking again keeps the first revocation time.
+    const [row] = await c.var.db
+      .update(apiKeys)
+      .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${Date.now()})` })
+      .where(eq(apiKeys.id, id))
+      .returning();
     if (!row) throw notFound("API key");
     // This isolate forgets the key now; others within the cache's TTL.
     authCache.evictKey(id);

@@ -24,22 +24,32 @@ export async function runSchedules(db: Db, env: Env, now = Date.now()): Promise<
 
   const started: string[] = [];
   for (const agent of due) {
-    const config = configFromRow(agent);
-    const { schedule_cron, timezone } = config.monitoring;
-    if (!schedule_cron || !cronMatches(parseCron(schedule_cron), wallClock(new Date(minute), timezone))) continue;
-    const steps = effectiveSteps(config);
-    if (!steps || !generatorFor(config.llm_config.provider)) continue;
-
-    const [already] = await db
-      .select({ id: runs.id })
-      .from(runs)
-      .where(and(eq(runs.agentId, agent.id), eq(runs.trigger, "schedule"), gte(runs.createdAt, new Date(minute))))
-      .limit(1);
-    if (already) continue;
-    const contactIds = await selectTargets(db, agent.workspaceId, config.monitoring);
-    if (contactIds.length === 0) continue;
-    const { runId } = await createRun(db, env, { workspaceId: agent.workspaceId, agentId: agent.id, config, steps, contactIds, trigger: "schedule" });
-    started.push(runId);
+    // One agent's failure must not keep the agents after it from their schedules.
+    try {
+      const runId = await startIfDue(db, env, agent, minute);
+      if (runId) started.push(runId);
+    } catch (error) {
+      console.error(JSON.stringify({ level: "error", message: "scheduled run failed", agent_id: agent.id, error: String(error) }));
+    }
   }
   return started;
+}
+
+async function startIfDue(db: Db, env: Env, agent: typeof agents.$inferSelect, minute: number): Promise<string | null> {
+  const config = configFromRow(agent);
+  const { schedule_cron, timezone } = config.monitoring;
+  if (!schedule_cron || !cronMatches(parseCron(schedule_cron), wallClock(new Date(minute), timezone))) return null;
+  const steps = effectiveSteps(config);
+  if (!steps || !generatorFor(config.llm_config.provider)) return null;
+
+  const [already] = await db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.agentId, agent.id), eq(runs.trigger, "schedule"), gte(runs.createdAt, new Date(minute))))
+    .limit(1);
+  if (already) return null;
+  const contactIds = await selectTargets(db, agent.workspaceId, config.monitoring);
+  if (contactIds.length === 0) return null;
+  const { runId } = await createRun(db, env, { workspaceId: agent.workspaceId, agentId: agent.id, config, steps, contactIds, trigger: "schedule" });
+  return runId;
 }

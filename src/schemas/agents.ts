@@ -77,9 +77,17 @@ export type Playbook = z.infer<typeof Playbook>;
 
 export const MonitoringFilter = z
   .strictObject({
-    lifecycle_stage: z.array(LifecycleStage).min(1).optional(),
+    lifecycle_stage: z
+      .array(LifecycleStage)
+      .min(1)
+      .refine((stages) => new Set(stages).size === stages.length, "Stages must not repeat")
+      .optional(),
     // Names as contact properties allow them; anything else could not match and breaks the JSON path.
-    properties: z.record(PropertyName, z.union([z.string(), z.number(), z.boolean()])).optional(),
+    // At most 20, so the filter's SQL stays within D1's 100 bound parameters.
+    properties: z
+      .record(PropertyName, z.union([z.string(), z.number(), z.boolean()]))
+      .refine((p) => Object.keys(p).length <= 20, "At most 20 properties")
+      .optional(),
     event: z
       .strictObject({
         type: z.string().min(1).max(100),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { BooleanQuery, LifecycleStage, ListMeta, Pagination, Timestamp, TimeZone } from "./common";
+import { BooleanQuery, LIFECYCLE_STAGES, LifecycleStage, ListMeta, Pagination, Timestamp, TimeZone } from "./common";
 
 /** Property names double as JSON paths in monitoring filters, so they stay plain. */
 export const PropertyName = z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, "Use 1-100 letters, digits, '-' or '_'");
@@ -43,8 +43,8 @@ export const BatchContactsBody = z
 
 const StageList = z
   .string()
-  .transform((value) => value.split(","))
-  .pipe(z.array(LifecycleStage))
+  .transform((value) => [...new Set(value.split(","))])
+  .pipe(z.array(LifecycleStage).max(LIFECYCLE_STAGES.length))
   .meta({ description: "One stage or a comma-separated list" });
 
 export const ListContactsQuery = Pagination.extend({

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { admin, api, expectError, makeWorkspace } from "./helpers";
+
+describe("inputs that would otherwise exceed D1's 100 bound parameters", () => {
+  it("answers a lifecycle_stage list with many repeats from the distinct stages", async () => {
+    const { key } = await makeWorkspace();
+    await api("/v1/contacts", { method: "POST", key, body: { email: "a@example.com", lifecycle_stage: "lead" } });
+
+    const res = await api(`/v1/contacts?lifecycle_stage=${"lead,".repeat(300)}mql`, { key });
+
+    expect(res.status).toBe(200);
+    expect(res.body.total).toBe(1);
+  });
+
+  it("rejects a monitoring filter with more than 20 properties", async () => {
+    const { key } = await makeWorkspace();
+    const properties = Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`p${i}`, "x"]));
+
+    const res = await api("/v1/agents", { method: "POST", key, body: { name: "x", monitoring: { filter: { properties } } } });
+
+    expect(expectError(res, 400, "validation_error").details[0].path).toBe("monitoring.filter.properties");
+  });
+});
+
+describe("revoking a key twice", () => {
+  it("keeps the first revocation time", async () => {
+    const { keyId } = await makeWorkspace();
+    const first = await admin(`/v1/admin/api-keys/${keyId}`, { method: "DELETE" });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = await admin(`/v1/admin/api-keys/${keyId}`, { method: "DELETE" });
+
+    expect(second.status).toBe(200);
+    expect(second.body.api_key.revoked_at).toBe(first.body.api_key.revoked_at);
+  });
+});
