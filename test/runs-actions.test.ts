@@ -69,11 +69,11 @@ describe("approving with edits", () => {
     expect(res.body.action).not.toHaveProperty("original_params");
   });
 
-  it("rejects edited params that are not a valid email with 400 naming params.to, and leaves the action pending", async () => {
+  it("rejects edited params that are not a valid email with 400 naming each field, and leaves the action pending", async () => {
     const { key, runId, contact, action } = await pendingEmail();
-    const res = await approve(key, runId, contact.id, 0, { params: { to: "not-an-address", subject: "   " } });
+    const res = await approve(key, runId, contact.id, 0, { params: { subject: "   ", body: "" } });
     const body = expectError(res, 400, "validation_error");
-    expect(paths(body)).toEqual(expect.arrayContaining(["params.to", "params.subject"]));
+    expect(paths(body)).toEqual(expect.arrayContaining(["params.subject", "params.body"]));
     expect(await currentAction(key, runId, contact.id)).toStrictEqual(action);
     expect((await outbox(key)).total).toBe(0);
   });

@@ -15,7 +15,8 @@ export const outbox = new Hono<AppEnv>().get("/", requireScope("agents:read"), v
     run_id ? eq(deliveries.runId, run_id) : undefined,
     contact_id ? eq(deliveries.contactId, contact_id) : undefined,
   );
-  const [rows, [totals]] = await c.var.db.batch([
+  // Two round trips here: drizzle's batch mis-maps the JSON columns of a joined select.
+  const [rows, [totals]] = await Promise.all([
     c.var.db
       .select()
       .from(deliveries)

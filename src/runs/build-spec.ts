@@ -19,6 +19,7 @@ export async function buildSpec(db: Db, run: typeof runs.$inferSelect): Promise<
   return {
     runId: run.id,
     workspaceId: run.workspaceId,
+    triggeredAt: run.createdAt.getTime(),
     agentId: run.agentId,
     playbookMd: agent.playbook_md,
     steps: agent.steps,

@@ -11,28 +11,33 @@ export type Execution =
   | { kind: "done"; result: ActionParams }
   | { kind: "stopped"; reason: string };
 
-/** Outbound actions are checked against the contact's latest state right before they go. */
-async function stopSignal(db: Db, spec: RunPlan, contactId: string, since: number): Promise<string | null> {
+/**
+ * Outbound actions are checked against the contact's latest state right before they go:
+ * unsubscribed, or a stop event since the run was triggered. A delivery this action
+ * already made (a retry after a crash) is reported first, so it is never taken back.
+ */
+async function preflight(db: Db, spec: RunPlan, contactId: string, actionKey: string): Promise<{ delivered: string | null; stop: string | null }> {
   const types = Object.keys(STOP_EVENTS).filter((type) => spec.stopOn.includes(STOP_EVENTS[type]!) || type === "contact.unsubscribed");
   const [row] = await db
     .select({
       unsubscribed: contacts.unsubscribed,
       // The id as a parameter, not ${contacts.id}: drizzle writes columns in a one-table select
       // unqualified, and a bare "id" inside this subquery would be the event's own id.
-      stopEvent: sql<string | null>`(SELECT ${events.type} FROM ${events} WHERE ${events.contactId} = ${contactId} AND ${inArray(events.type, types)} AND ${events.createdAt} >= ${since} LIMIT 1)`,
+      stopEvent: sql<string | null>`(SELECT ${events.type} FROM ${events} WHERE ${events.contactId} = ${contactId} AND ${inArray(events.type, types)} AND ${events.createdAt} >= ${spec.triggeredAt} LIMIT 1)`,
+      delivered: sql<string | null>`(SELECT ${deliveries.id} FROM ${deliveries} WHERE ${deliveries.actionKey} = ${actionKey})`,
     })
     .from(contacts)
     .where(eq(contacts.id, contactId));
-  if (!row) return "contact_deleted";
-  if (row.unsubscribed) return "unsubscribe";
-  return row.stopEvent ? STOP_EVENTS[row.stopEvent]! : null;
+  if (!row) return { delivered: null, stop: "contact_deleted" };
+  if (row.delivered) return { delivered: row.delivered, stop: null };
+  return { delivered: null, stop: row.unsubscribed ? "unsubscribe" : row.stopEvent ? STOP_EVENTS[row.stopEvent]! : null };
 }
 
 /**
  * Carries out an approved action. Each write is keyed by the action, so running this
  * twice (an alarm retried, an approval racing an alarm) leaves one note or one delivery.
  */
-export async function executeAction(env: Env, spec: RunPlan, action: ActionRow, runStartedAt: number): Promise<Execution> {
+export async function executeAction(env: Env, spec: RunPlan, action: ActionRow): Promise<Execution> {
   const db = createDb(env.DB);
   const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
   const now = new Date();
@@ -48,10 +53,11 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow, 
     return { kind: "done", result: { note_id: note!.id } };
   }
 
-  const stop = await stopSignal(db, spec, action.contactId, runStartedAt);
+  const channel = CHANNEL[action.type];
+  const { delivered, stop } = await preflight(db, spec, action.contactId, actionKey);
+  if (delivered) return { kind: "done", result: { delivery_id: delivered, channel } };
   if (stop) return { kind: "stopped", reason: stop };
 
-  const channel = CHANNEL[action.type];
   const record = db
     .insert(deliveries)
     .values({
@@ -69,12 +75,14 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow, 
       createdAt: now,
     })
     .onConflictDoNothing();
-  const stored = db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.actionKey, actionKey));
   // Reaching the contact (not syncing or tasking about them) counts as contacting them.
-  const results =
-    channel === "email" || channel === "linkedin"
-      ? await db.batch([record, db.update(contacts).set({ lastContactedAt: now }).where(eq(contacts.id, action.contactId)), stored])
-      : await db.batch([record, stored]);
-  const [delivery] = results.at(-1) as { id: string }[];
+  // (The read-back stays outside the batch: drizzle maps a batched insert's empty result
+  // through the JSON columns of the statement after it.)
+  if (channel === "email" || channel === "linkedin") {
+    await db.batch([record, db.update(contacts).set({ lastContactedAt: now }).where(eq(contacts.id, action.contactId))]);
+  } else {
+    await record;
+  }
+  const [delivery] = await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.actionKey, actionKey));
   return { kind: "done", result: { delivery_id: delivery!.id, channel } };
 }

@@ -1,6 +1,7 @@
 import type { RunStatus } from "../db/schema";
 import type { Env } from "../env";
-import { paramsDigest } from "./actions";
+import { issuesToDetails } from "../lib/validate";
+import { ACTION_PARAMS, paramsDigest } from "./actions";
 import { executeAction } from "./executors";
 import { ProposalError } from "./generators/builtin";
 import { generatorFor } from "./generators";
@@ -10,6 +11,7 @@ import { inWindow, nextOpening } from "./send-window";
 /** How much one alarm does before it hands over to the next: bounded CPU and subrequests. */
 export const CONTACTS_PER_ALARM = 100;
 export const ACTIONS_PER_ALARM = 20;
+export const EXECUTION_LEASE_MS = 60_000;
 
 const OUTBOUND = new Set(["email_message", "linkedin_connection", "linkedin_message"]);
 
@@ -57,6 +59,14 @@ export class RunEngine {
     if (this.store.contact(contact.contactId)!.status !== "processing") return;
 
     const auto = step.require_approval === false;
+    // Nobody reviews an automatic action, so it must be valid as proposed.
+    const invalid = auto ? ACTION_PARAMS[step.action].safeParse(proposal.params).error : undefined;
+    if (invalid) {
+      const error = `The proposal is not a valid ${step.action}: ${issuesToDetails(invalid.issues, ["params"]).map((d) => `${d.path} ${d.message}`).join("; ")}`;
+      this.store.insertAction({ ...base, ...blank, status: "failed", params: proposal.params, reasoning: proposal.reasoning, digest, proposedAt: now, error });
+      this.store.updateContact(contact.contactId, { status: "failed", stopReason: "error" });
+      return;
+    }
     this.store.insertAction({
       ...base,
       ...blank,
@@ -79,7 +89,7 @@ export class RunEngine {
 
   /** Executes one approved action, at most once, then moves its contact to the next step. */
   async execute(action: ActionRow, now: number): Promise<void> {
-    const { spec, startedAt } = this.store.run()!;
+    const { spec } = this.store.run()!;
     const window = spec.sender?.send_window;
     if (window && OUTBOUND.has(action.type) && !inWindow(window, now)) {
       const at = nextOpening(window, now);
@@ -87,16 +97,23 @@ export class RunEngine {
       this.store.updateContact(action.contactId, { status: "processing", nextStepAt: at });
       return;
     }
-    if (!this.store.transitionAction(action.contactId, action.index, ["approved", "auto_approved", "scheduled", "running"], "running")) return;
+    // The lease keeps an alarm from executing an action an approval is executing right now;
+    // an execution that died is picked up again once it lapses.
+    const leased = this.store.transitionAction(action.contactId, action.index, ["approved", "auto_approved", "scheduled", "running"], "running", {
+      scheduledFor: now + EXECUTION_LEASE_MS,
+    });
+    if (!leased) return;
     this.store.updateContact(action.contactId, { status: "processing", nextStepAt: null });
 
-    const outcome = await executeAction(this.env, spec, action, startedAt ?? now);
+    const outcome = await executeAction(this.env, spec, action);
+    const scheduledFor = action.status === "scheduled" ? action.scheduledFor : null;
     if (outcome.kind === "stopped") {
-      this.store.transitionAction(action.contactId, action.index, ["running"], "invalidated", { error: `Not sent: ${outcome.reason}` });
+      this.store.transitionAction(action.contactId, action.index, ["running"], "invalidated", { scheduledFor, error: `Not sent: ${outcome.reason}` });
       this.stopContact(action.contactId, outcome.reason);
       return;
     }
-    if (!this.store.transitionAction(action.contactId, action.index, ["running"], "completed", { executedAt: Date.now(), result: outcome.result })) return;
+    const done = { executedAt: Date.now(), result: outcome.result, scheduledFor };
+    if (!this.store.transitionAction(action.contactId, action.index, ["running"], "completed", done)) return;
     this.#nextStep(action.contactId, Date.now());
   }
 

@@ -15,6 +15,8 @@ export type DecisionResult =
   | { ok: false; status: 400 | 404 | 409; code: string; message: string; details?: ErrorDetail[] };
 
 const FINISHED = ["completed", "failed", "cancelled"];
+/** Params that say who an action reaches: stop checks follow the contact, so these stay put. */
+const RECIPIENT_FIELDS = ["to", "profile_url", "contact_id"];
 
 /** One run: its contacts, their steps and actions, woken by alarms (STYLE.md). */
 export class RunObject extends DurableObject<Env> {
@@ -75,6 +77,11 @@ export class RunObject extends DurableObject<Env> {
 
     // What is approved must be a valid action of its type, edited or not (a template can
     // render an empty body). Validated, not normalised: trims would rewrite untouched fields.
+    const readdressed = RECIPIENT_FIELDS.filter((f) => input.params && f in input.params && input.params[f] !== action.params[f]);
+    if (readdressed.length > 0) {
+      const details = readdressed.map((f) => ({ path: `params.${f}`, message: "The recipient is the run's contact and cannot be edited" }));
+      return { ok: false, status: 400, code: "validation_error", message: "Edits may not change who the action is for", details };
+    }
     const params = input.params ? { ...action.params, ...input.params } : action.params;
     const parsed = ACTION_PARAMS[action.type].safeParse(params);
     if (!parsed.success) {
@@ -95,8 +102,12 @@ export class RunObject extends DurableObject<Env> {
     });
     if (!won) return repeat(this.#store.action(contactId, index)!, "approve");
 
-    await this.#engine.execute(this.#store.action(contactId, index)!, now);
-    await this.#settle();
+    try {
+      await this.#engine.execute(this.#store.action(contactId, index)!, now);
+    } finally {
+      // Even if execution failed, the alarm is set to retry it and D1 hears of the decision.
+      await this.#settle();
+    }
     return { ok: true, action: toActionJson(this.#store.action(contactId, index)!) };
   }
 
@@ -114,13 +125,12 @@ export class RunObject extends DurableObject<Env> {
     return { ok: true, action: toActionJson(this.#store.action(contactId, index)!) };
   }
 
-  /** A stop condition for one contact (reply, unsubscribe, bounce), if the playbook stops on it. */
-  async stopContact(contactId: string, reason: string): Promise<boolean> {
+  /** Stop conditions (reply, unsubscribe, bounce) for contacts of this run, where the playbook stops on them. */
+  async stopContacts(signals: { contactId: string; reason: string }[]): Promise<number> {
     const run = this.#store.run();
-    if (!run || FINISHED.includes(run.status)) return false;
-    if (!run.spec.stopOn.includes(reason)) return false;
-    const stopped = this.#engine.stopContact(contactId, reason);
-    if (stopped) await this.#settle();
+    if (!run || FINISHED.includes(run.status)) return 0;
+    const stopped = signals.filter(({ contactId, reason }) => run.spec.stopOn.includes(reason) && this.#engine.stopContact(contactId, reason)).length;
+    if (stopped > 0) await this.#settle();
     return stopped;
   }
 

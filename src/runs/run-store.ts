@@ -189,7 +189,7 @@ export class RunStore {
   dueActions(now: number, limit: number): ActionRow[] {
     return this.sql
       .exec(
-        "SELECT * FROM actions WHERE status IN ('approved', 'auto_approved', 'running') OR (status = 'scheduled' AND scheduled_for <= ?) ORDER BY proposed_at LIMIT ?",
+        "SELECT * FROM actions WHERE status IN ('approved', 'auto_approved') OR (status IN ('scheduled', 'running') AND coalesce(scheduled_for, 0) <= ?) ORDER BY proposed_at LIMIT ?",
         now,
         limit,
       )
@@ -274,8 +274,8 @@ export class RunStore {
       .exec(
         `SELECT min(t) AS t FROM (
            SELECT min(next_step_at) AS t FROM contacts WHERE status IN ('pending', 'waiting')
-           UNION ALL SELECT min(proposed_at) FROM actions WHERE status IN ('approved', 'auto_approved', 'running')
-           UNION ALL SELECT min(scheduled_for) FROM actions WHERE status = 'scheduled')`,
+           UNION ALL SELECT min(proposed_at) FROM actions WHERE status IN ('approved', 'auto_approved')
+           UNION ALL SELECT min(coalesce(scheduled_for, 0)) FROM actions WHERE status IN ('scheduled', 'running'))`,
       )
       .one();
     return num(row.t);

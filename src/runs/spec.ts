@@ -30,6 +30,8 @@ export type RunStep = Step & { id: string };
 export type RunSpec = {
   runId: string;
   workspaceId: string;
+  /** When the run was triggered (ms): stop events from then on apply to it. */
+  triggeredAt: number;
   agentId: string;
   playbookMd: string;
   steps: RunStep[];
