@@ -196,3 +196,25 @@ describe("D1's 100-parameter limit", () => {
     expect(await findContactsByIds(createDb(env.DB), other.workspaceId, ids)).toEqual([]);
   });
 });
+
+describe("batch upsert with bodies that send different fields", () => {
+  it("answers in request order and updates only the fields each body sent", async () => {
+    const { key } = await makeWorkspace();
+    const first = (await api("/v1/contacts", { method: "POST", key, body: { email: "a@example.com", first_name: "Ann", company: "Acme" } })).body.contact;
+
+    const res = await api("/v1/contacts/batch", {
+      method: "POST",
+      key,
+      body: { contacts: [{ email: "new@example.com", company: "Newco" }, { email: "A@example.com", job_title: "CTO" }, { email: "z@example.com" }] },
+    });
+
+    expect(res.body.contacts.map((c: { email: string; created: boolean }) => [c.email, c.created])).toEqual([
+      ["new@example.com", true],
+      ["A@example.com", false],
+      ["z@example.com", true],
+    ]);
+    expect(res.body.contacts[1].id).toBe(first.id);
+    const updated = (await api(`/v1/contacts/${first.id}`, { key })).body.contact;
+    expect(updated).toMatchObject({ email: "A@example.com", first_name: "Ann", company: "Acme", job_title: "CTO" });
+  });
+});

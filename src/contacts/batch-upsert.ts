@@ -1,53 +1,45 @@
-import { getTableColumns, sql } from "drizzle-orm";
+import { getTableColumns, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { contacts } from "../db/schema";
 import { chunk, rowsPerStatement } from "../lib/d1";
 import { newId } from "../lib/ids";
 import type { CreateContactBody } from "../schemas/contacts";
-import { contactColumns, findContactsByEmails, newContactRow, type ContactRow } from "./contact-record";
+import { contactColumns, findContactsByEmails, newContactRow } from "./contact-record";
 
-const COLUMNS = Object.keys(getTableColumns(contacts)).length;
+const COLUMNS = getTableColumns(contacts);
+const COLUMN_COUNT = Object.keys(COLUMNS).length;
 
 /**
- * Upserts contacts by email in one D1 batch (a single transaction: all or nothing).
- * Existing contacts keep the fields a body leaves out; every multi-row statement stays
- * under D1's 100 bound parameters.
+ * Upserts contacts by email in one D1 batch (a single transaction: all or nothing). A
+ * conflict updates only the fields that body sent, straight from the statement, so a field
+ * changed meanwhile by another request (an unsubscribe, say) is never written back stale.
+ * Bodies that send the same fields share statements, each under D1's 100 bound parameters.
  */
 export async function upsertContacts(db: Db, workspaceId: string, bodies: CreateContactBody[]) {
-  const existing = new Map((await findContactsByEmails(db, workspaceId, bodies.map((b) => b.email))).map((row) => [row.emailKey, row]));
+  const existing = new Set((await findContactsByEmails(db, workspaceId, bodies.map((b) => b.email))).map((row) => row.emailKey));
   const now = new Date();
-  const rows: ContactRow[] = bodies.map((body) => {
-    const current = existing.get(body.email.toLowerCase());
-    return current
-      ? { ...current, ...contactColumns(body), updatedAt: now }
-      : newContactRow(newId("ct"), workspaceId, body, now);
-  });
+  const groups = Map.groupBy(bodies, (body) => Object.keys(contactColumns(body)).sort().join(","));
 
-  const statements = chunk(rows, rowsPerStatement(COLUMNS)).map((part) =>
-    db
-      .insert(contacts)
-      .values(part)
-      .onConflictDoUpdate({
-        target: [contacts.workspaceId, contacts.emailKey],
-        set: {
-          email: sql`excluded.email`,
-          firstName: sql`excluded.first_name`,
-          lastName: sql`excluded.last_name`,
-          company: sql`excluded.company`,
-          jobTitle: sql`excluded.job_title`,
-          lifecycleStage: sql`excluded.lifecycle_stage`,
-          linkedinUrl: sql`excluded.linkedin_url`,
-          timezone: sql`excluded.timezone`,
-          properties: sql`excluded.properties`,
-          unsubscribed: sql`excluded.unsubscribed`,
-          updatedAt: sql`excluded.updated_at`,
-        },
-      })
-      .returning({ id: contacts.id, email: contacts.email, emailKey: contacts.emailKey }),
-  );
+  const statements = [...groups.values()].flatMap((group) => {
+    const sent = Object.keys(contactColumns(group[0]!)) as (keyof typeof COLUMNS)[];
+    const set: Record<string, SQL> = { updatedAt: sql.raw(`excluded.${COLUMNS.updatedAt.name}`) };
+    for (const field of sent) set[field] = sql.raw(`excluded.${COLUMNS[field].name}`);
+    return chunk(group, rowsPerStatement(COLUMN_COUNT)).map((part) =>
+      db
+        .insert(contacts)
+        .values(part.map((body) => newContactRow(newId("ct"), workspaceId, body, now)))
+        .onConflictDoUpdate({ target: [contacts.workspaceId, contacts.emailKey], set })
+        .returning({ id: contacts.id, email: contacts.email, emailKey: contacts.emailKey }),
+    );
+  });
   const [first, ...rest] = statements;
   const written = (await db.batch([first!, ...rest])).flat();
 
-  // RETURNING reports the row that ended up stored, even if another request created it meanwhile.
-  return written.map((row) => ({ id: row.id, email: row.email, created: !existing.has(row.emailKey) }));
+  // RETURNING reports the row that ended up stored, even if another request created it
+  // meanwhile; answers follow the request's order, whatever the grouping.
+  const stored = new Map(written.map((row) => [row.emailKey, row]));
+  return bodies.map((body) => {
+    const row = stored.get(body.email.toLowerCase())!;
+    return { id: row.id, email: row.email, created: !existing.has(row.emailKey) };
+  });
 }
