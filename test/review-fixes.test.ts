@@ -33,3 +33,17 @@ describe("revoking a key twice", () => {
     expect(second.body.api_key.revoked_at).toBe(first.body.api_key.revoked_at);
   });
 });
+
+describe("concurrent PATCHes of one agent", () => {
+  it("keeps every field that each PATCH changed", async () => {
+    const { key } = await makeWorkspace();
+    const agent = (await api("/v1/agents", { method: "POST", key, body: { name: "Before", capabilities: ["email"] } })).body.agent;
+
+    const patches = [{ name: "After" }, { enabled: true }, { description: "Described" }, { capabilities: ["email", "notes"] }];
+    const results = await Promise.all(patches.map((body) => api(`/v1/agents/${agent.id}`, { method: "PATCH", key, body })));
+
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const final = (await api(`/v1/agents/${agent.id}`, { key })).body.agent;
+    expect(final).toMatchObject({ name: "After", enabled: true, description: "Described", capabilities: ["email", "notes"] });
+  });
+});

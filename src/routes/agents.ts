@@ -5,7 +5,7 @@ import type { Db } from "../db/client";
 import { agents as agentsTable, runs } from "../db/schema";
 import type { AppEnv } from "../env";
 import { findIdentity } from "../identities/identity-record";
-import { notFound, validationError } from "../lib/errors";
+import { conflict, notFound, validationError } from "../lib/errors";
 import { chunk } from "../lib/d1";
 import { newId } from "../lib/ids";
 import { runStub } from "../runs/run-stub";
@@ -61,17 +61,22 @@ export const agents = new Hono<AppEnv>()
 
   .patch("/:id", requireScope("agents:write"), validate("param", IdParam), validate("json", UpdateAgentBody), async (c) => {
     const { id } = c.req.valid("param");
-    const current = await findAgent(c.var.db, c.var.auth.workspaceId, id);
-    if (!current) throw notFound("agent");
-    const config = configFromPatch(configFromRow(current), c.req.valid("json"));
-    if (config.identity_id !== current.identityId) await assertIdentity(c.var.db, c.var.auth.workspaceId, config.identity_id);
-    const [row] = await c.var.db
-      .update(agentsTable)
-      .set({ ...configColumns(config), updatedAt: new Date() })
-      .where(and(eq(agentsTable.workspaceId, c.var.auth.workspaceId), eq(agentsTable.id, id)))
-      .returning();
-    if (!row) throw notFound("agent");
-    return c.json({ status: "success", agent: toAgentJson(row) });
+    const { workspaceId } = c.var.auth;
+    // Compare-and-set on updated_at: a PATCH that raced another is merged again over the
+    // newer agent rather than writing back fields it read before the other one landed.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await findAgent(c.var.db, workspaceId, id);
+      if (!current) throw notFound("agent");
+      const config = configFromPatch(configFromRow(current), c.req.valid("json"));
+      if (config.identity_id !== current.identityId) await assertIdentity(c.var.db, workspaceId, config.identity_id);
+      const [row] = await c.var.db
+        .update(agentsTable)
+        .set({ ...configColumns(config), updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime() + 1)) })
+        .where(and(eq(agentsTable.workspaceId, workspaceId), eq(agentsTable.id, id), eq(agentsTable.updatedAt, current.updatedAt)))
+        .returning();
+      if (row) return c.json({ status: "success", agent: toAgentJson(row) });
+    }
+    throw conflict("concurrent_update", "The agent is being updated by other requests; retry");
   })
 
   .delete("/:id", requireScope("agents:write"), validate("param", IdParam), async (c) => {
