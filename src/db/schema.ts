@@ -183,6 +183,8 @@ export const runs = sqliteTable(
     /** When the queue message was last sent; the reconciler re-sends runs stuck in `queued`. */
     enqueuedAt: timestamp("enqueued_at").notNull(),
     enqueueAttempts: integer("enqueue_attempts").notNull(),
+    /** The run object's write counter: an older summary never overwrites a newer one. */
+    mirrorSeq: integer("mirror_seq").notNull().default(0),
   },
   (t) => [
     index("runs_agent").on(t.workspaceId, t.agentId, t.id),

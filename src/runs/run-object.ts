@@ -153,11 +153,12 @@ export class RunObject extends DurableObject<Env> {
   async #settle(workRemains = false): Promise<void> {
     const now = Date.now();
     let status = this.#engine.refreshStatus(now);
-    if (!(await mirrorRun(this.env.DB, this.#store))) {
-      // Cancelled in D1 while this run was starting: honour it here too.
+    const outcome = await mirrorRun(this.env.DB, this.#store);
+    if (outcome !== "written") {
+      // Cancelled in D1 while this run was starting, or deleted with its agent: stop here too.
       this.#engine.cancel(now);
       status = "cancelled";
-      await mirrorRun(this.env.DB, this.#store);
+      if (outcome === "cancelled") await mirrorRun(this.env.DB, this.#store);
     }
     if (FINISHED.includes(status)) {
       await this.ctx.storage.deleteAlarm();

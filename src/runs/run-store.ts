@@ -70,6 +70,7 @@ const MIGRATIONS = [
      decision TEXT, scheduled_for INTEGER, executed_at INTEGER, result TEXT, error TEXT,
      PRIMARY KEY (contact_id, idx), UNIQUE (contact_id, step_index));
    CREATE INDEX actions_status ON actions (status, scheduled_for);`,
+  `ALTER TABLE run ADD COLUMN mirror_seq INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 const parse = <T>(value: unknown): T => (value === null ? null : JSON.parse(value as string)) as T;
@@ -124,6 +125,11 @@ export class RunStore {
         unsubscribed ? "unsubscribe" : null,
       );
     });
+  }
+
+  /** The next number for a D1 summary write, taken synchronously so writes are ordered. */
+  nextMirrorSeq(): number {
+    return Number(this.sql.exec("UPDATE run SET mirror_seq = mirror_seq + 1 WHERE id = 1 RETURNING mirror_seq").one().mirror_seq);
   }
 
   setRunStatus(status: RunStatus, now: number, error: string | null = null): void {

@@ -1,0 +1,1 @@
+ALTER TABLE `runs` ADD `mirror_seq` integer DEFAULT 0 NOT NULL;
