@@ -156,6 +156,8 @@ export const events = sqliteTable(
 
 export const RUN_STATUSES = ["queued", "running", "awaiting_approval", "completed", "failed", "cancelled"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+export const ACTIVE_RUN_STATUSES: RunStatus[] = ["queued", "running", "awaiting_approval"];
+export const FINISHED_RUN_STATUSES: RunStatus[] = ["completed", "failed", "cancelled"];
 export type RunCounts = { pending_approval: number; approved: number; rejected: number; completed: number; failed: number };
 
 /** D1's mirror of each run's summary; the run's Durable Object is the source of truth. */

@@ -21,11 +21,6 @@ export function newId(prefix: IdPrefix, now = Date.now()): string {
   return `${prefix}_${encodeTime(now)}${encodeRandom(lastRandom)}`;
 }
 
-/** True when `value` has the shape of an id with this prefix (used to answer 404 early). */
-export function isId(prefix: IdPrefix, value: string): boolean {
-  return value.length === prefix.length + 27 && value.startsWith(`${prefix}_`) && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(value.slice(prefix.length + 1));
-}
-
 function encodeTime(time: number): string {
   let out = "";
   for (let i = 0; i < 10; i++) {

@@ -1,2 +1,3 @@
-/** ISO 8601 UTC with milliseconds, or null. */
-export const iso = (date: Date | null | undefined): string | null => (date ? date.toISOString() : null);
+/** ISO 8601 UTC with milliseconds, from a Date or epoch milliseconds; null stays null. */
+export const iso = (at: Date | number | null | undefined): string | null =>
+  at === null || at === undefined ? null : new Date(at).toISOString();

@@ -31,7 +31,6 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   413: "Body over 1 MiB (`payload_too_large`)",
   415: "Body is not JSON (`unsupported_media_type`)",
   422: "Idempotency-Key reused with a different request (`idempotency_key_reused`)",
-  429: "Too many requests (`rate_limited`)",
   500: "Internal error (`internal_error`)",
 };
 

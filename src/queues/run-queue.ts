@@ -1,12 +1,11 @@
 import { and, eq } from "drizzle-orm";
 import { z } from "zod";
 import { createDb } from "../db/client";
-import { runs } from "../db/schema";
+import { ACTIVE_RUN_STATUSES, runs } from "../db/schema";
 import type { Env, RunMessage } from "../env";
 import { buildSpec } from "../runs/build-spec";
 import { runStub } from "../runs/run-stub";
 
-const ACTIVE = ["queued", "running", "awaiting_approval"];
 
 const Message = z.object({ run_id: z.string().startsWith("run_") });
 
@@ -26,7 +25,7 @@ export async function consumeRuns(batch: MessageBatch<RunMessage>, env: Env): Pr
     try {
       const run = await db.query.runs.findFirst({ where: eq(runs.id, parsed.data.run_id) });
       // Deleted with its agent, cancelled, or failed by the reconciler: nothing to start.
-      if (run && ACTIVE.includes(run.status)) await runStub(env, run.id).start(await buildSpec(db, run));
+      if (run && ACTIVE_RUN_STATUSES.includes(run.status)) await runStub(env, run.id).start(await buildSpec(db, run));
       message.ack();
     } catch (error) {
       console.error(JSON.stringify({ level: "warn", queue: batch.queue, run_id: parsed.data.run_id, attempts: message.attempts, error: String(error) }));

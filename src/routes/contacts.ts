@@ -1,11 +1,11 @@
-import { and, count, desc, eq, gte, inArray, lte, or, sql, type SQL } from "drizzle-orm";
-import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { and, count, desc, eq, gte, inArray, lte, or, type SQL } from "drizzle-orm";
 import { Hono } from "hono";
 import { upsertContacts } from "../contacts/batch-upsert";
 import { contactColumns, findContact, newContactRow, toContactJson } from "../contacts/contact-record";
 import { contacts as contactsTable, events as eventsTable, notes as notesTable } from "../db/schema";
 import type { AppEnv } from "../env";
 import { isUniqueViolation } from "../lib/d1";
+import { contains } from "../lib/sql";
 import { conflict, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { iso } from "../lib/time";
@@ -20,10 +20,6 @@ import { ListEventsQuery } from "../schemas/events";
 const duplicateEmail = (email: string) =>
   conflict("already_exists", `A contact with email ${email} already exists`, [{ path: "email", message: "Already in use" }]);
 
-/** Case-insensitive substring match in which `%`, `_` and `\` stand for themselves. */
-const contains = (column: SQLiteColumn, term: string) =>
-  sql`${column} LIKE ${`%${term.toLowerCase().replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`} ESCAPE '\\'`;
-
 export const contacts = new Hono<AppEnv>()
   .get("/", requireScope("contacts:read"), validate("query", ListContactsQuery), async (c) => {
     const q = c.req.valid("query");
@@ -34,7 +30,7 @@ export const contacts = new Hono<AppEnv>()
     if (q.created_before) filters.push(lte(contactsTable.createdAt, new Date(q.created_before)));
     if (q.search) {
       const columns = [contactsTable.emailKey, contactsTable.firstName, contactsTable.lastName, contactsTable.company];
-      filters.push(or(...columns.map((column) => contains(column, q.search!)))!);
+      filters.push(or(...columns.map((column) => contains(column, q.search!.toLowerCase())))!);
     }
     const where = and(...filters);
     const [rows, [totals]] = await c.var.db.batch([

@@ -2,7 +2,7 @@ import { and, asc, count, desc, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { configFromRow } from "../agents/agent-record";
 import { findContactsByIds } from "../contacts/contact-record";
-import { runContacts, runs as runsTable } from "../db/schema";
+import { ACTIVE_RUN_STATUSES, runContacts, runs as runsTable } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, conflict, notFound, validationError } from "../lib/errors";
 import { iso } from "../lib/time";
@@ -19,7 +19,6 @@ import { IdParam } from "../schemas/common";
 import { ActionParamsPath, ApproveBody, ListRunsQuery, RejectBody, RunParams, TriggerBody } from "../schemas/runs";
 import { findAgent } from "./agents";
 
-const ACTIVE = ["queued", "running", "awaiting_approval"];
 
 function decided(result: DecisionResult) {
   if (result.ok) return { status: "success" as const, action: result.action };
@@ -104,7 +103,7 @@ export const runs = new Hono<AppEnv>()
     const { db } = c.var;
     const run = await findRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
     if (!run) throw notFound("run");
-    if (!ACTIVE.includes(run.status)) throw conflict("run_not_active", `The run is ${run.status}`);
+    if (!ACTIVE_RUN_STATUSES.includes(run.status)) throw conflict("run_not_active", `The run is ${run.status}`);
     const { cancelled } = await runStub(c.env, run.id).cancel();
     if (!cancelled) {
       // Not started yet: the queue consumer skips a cancelled run.
@@ -114,7 +113,7 @@ export const runs = new Hono<AppEnv>()
         .where(and(eq(runsTable.id, run.id), eq(runsTable.status, "queued")));
     }
     const updated = await findRun(db, run.workspaceId, run.id);
-    if (!updated || !cancelled && updated.status !== "cancelled") throw conflict("run_not_active", `The run is ${updated?.status ?? "gone"}`);
+    if (updated?.status !== "cancelled") throw conflict("run_not_active", `The run is ${updated?.status ?? "gone"}`);
     return c.json({ status: "success", run: toRunJson(updated) });
   })
 

@@ -1,4 +1,4 @@
-import type { RunStatus } from "../db/schema";
+import { FINISHED_RUN_STATUSES, type RunStatus } from "../db/schema";
 import type { Env } from "../env";
 import { issuesToDetails } from "../lib/validate";
 import { ACTION_PARAMS, paramsDigest } from "./actions";
@@ -149,7 +149,7 @@ export class RunEngine {
   /** Derives the run's status from its contacts and records it. */
   refreshStatus(now: number): RunStatus {
     const run = this.store.run()!;
-    if (run.status === "cancelled" || run.status === "failed" || run.status === "completed") return run.status;
+    if (FINISHED_RUN_STATUSES.includes(run.status)) return run.status;
     const byStatus = this.store.contactStatusCounts();
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
     const finished = TERMINAL_CONTACT.reduce((sum, s) => sum + (byStatus[s] ?? 0), 0);

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { FINISHED_RUN_STATUSES } from "../db/schema";
 import type { Env } from "../env";
 import type { ErrorDetail } from "../lib/errors";
 import { issuesToDetails } from "../lib/validate";
@@ -14,7 +15,6 @@ export type DecisionResult =
   | { ok: true; action: ActionJson }
   | { ok: false; status: 400 | 404 | 409; code: string; message: string; details?: ErrorDetail[] };
 
-const FINISHED = ["completed", "failed", "cancelled"];
 /** Params that say who an action reaches: stop checks follow the contact, so these stay put. */
 const RECIPIENT_FIELDS = ["to", "profile_url", "contact_id"];
 
@@ -46,7 +46,7 @@ export class RunObject extends DurableObject<Env> {
   /** Advances whatever is due (executions first, then proposals), then sets the next alarm. */
   override async alarm(): Promise<void> {
     const run = this.#store.run();
-    if (!run || FINISHED.includes(run.status)) return;
+    if (!run || FINISHED_RUN_STATUSES.includes(run.status)) return;
     const now = Date.now();
     const moreActions = await this.#engine.executeDue(now);
     const moreContacts = await this.#engine.proposeDue(now);
@@ -128,7 +128,7 @@ export class RunObject extends DurableObject<Env> {
   /** Stop conditions (reply, unsubscribe, bounce) for contacts of this run, where the playbook stops on them. */
   async stopContacts(signals: { contactId: string; reason: string }[]): Promise<number> {
     const run = this.#store.run();
-    if (!run || FINISHED.includes(run.status)) return 0;
+    if (!run || FINISHED_RUN_STATUSES.includes(run.status)) return 0;
     const stopped = signals.filter(({ contactId, reason }) => run.spec.stopOn.includes(reason) && this.#engine.stopContact(contactId, reason)).length;
     if (stopped > 0) await this.#settle();
     return stopped;
@@ -136,7 +136,7 @@ export class RunObject extends DurableObject<Env> {
 
   async cancel(): Promise<{ cancelled: boolean }> {
     const run = this.#store.run();
-    if (!run || FINISHED.includes(run.status)) return { cancelled: false };
+    if (!run || FINISHED_RUN_STATUSES.includes(run.status)) return { cancelled: false };
     this.#engine.cancel(Date.now());
     await this.#settle();
     return { cancelled: true };
@@ -160,7 +160,7 @@ export class RunObject extends DurableObject<Env> {
       status = "cancelled";
       if (outcome === "cancelled") await mirrorRun(this.env.DB, this.#store);
     }
-    if (FINISHED.includes(status)) {
+    if (FINISHED_RUN_STATUSES.includes(status)) {
       await this.ctx.storage.deleteAlarm();
       return;
     }

@@ -1,5 +1,6 @@
 import { and, desc, eq, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { contains } from "../lib/sql";
 import { contacts, events } from "../db/schema";
 import type { Monitoring, MonitoringFilter } from "../schemas/agents";
 
@@ -28,7 +29,7 @@ export function filterConditions(workspaceId: string, filter: MonitoringFilter, 
   if (filter.event) {
     const { type, url_contains, min_count, within_days } = filter.event;
     const parts = [sql`${events.contactId} = ${contacts.id}`, sql`${events.type} = ${type}`];
-    if (url_contains) parts.push(sql`${events.url} LIKE ${`%${url_contains.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`} ESCAPE '\\'`);
+    if (url_contains) parts.push(contains(events.url, url_contains));
     if (within_days) parts.push(sql`${events.occurredAt} >= ${now - within_days * DAY}`);
     conditions.push(sql`(SELECT count(*) FROM ${events} WHERE ${sql.join(parts, sql` AND `)}) >= ${min_count}`);
   }

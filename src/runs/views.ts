@@ -1,7 +1,7 @@
+import { iso } from "../lib/time";
 import type { RunPlan } from "./spec";
 import type { ActionRow, ContactRow } from "./run-store";
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** The action object of CONTRACT.md section 4. */
 export function toActionJson(a: ActionRow) {
@@ -41,4 +41,3 @@ export function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionR
     actions: actions.map(toActionJson),
   };
 }
-export type ContactProgress = ReturnType<typeof toContactProgress>;

@@ -2,6 +2,9 @@ import { z } from "zod";
 import { CronError, parseCron } from "../lib/cron";
 import { isTimeZone } from "../lib/timezone";
 
+/** A trimmed string that may be sent as null to clear it. */
+export const optionalText = (max: number) => z.string().trim().max(max).nullable().optional();
+
 export const Timestamp = z.iso.datetime().meta({ description: "ISO 8601 UTC with milliseconds" });
 
 export const TimeZone = z

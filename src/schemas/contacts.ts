@@ -1,10 +1,9 @@
 import { z } from "zod";
-import { BooleanQuery, LIFECYCLE_STAGES, LifecycleStage, ListMeta, Pagination, Timestamp, TimeZone } from "./common";
+import { BooleanQuery, LIFECYCLE_STAGES, LifecycleStage, optionalText, ListMeta, Pagination, Timestamp, TimeZone } from "./common";
 
 /** Property names double as JSON paths in monitoring filters, so they stay plain. */
 export const PropertyName = z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, "Use 1-100 letters, digits, '-' or '_'");
 
-const optionalText = (max: number) => z.string().trim().max(max).nullable().optional();
 
 const contactFields = {
   email: z.email().max(254),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ListMeta, Pagination, Timestamp, TimeZone } from "./common";
+import { ListMeta, optionalText, Pagination, Timestamp, TimeZone } from "./common";
 
 const Clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "Use HH:MM, 00:00-23:59");
 
@@ -24,7 +24,6 @@ export const SendWindow = z
   })
   .meta({ id: "SendWindow", description: "When this identity may send, in its own time zone" });
 
-const optionalText = (max: number) => z.string().trim().max(max).nullable().optional();
 
 export const CreateIdentityBody = z
   .strictObject({
