@@ -44,7 +44,10 @@ export async function serveCairn(bundlePath) {
   return { mf, url: url.toString().replace(/\/$/, ""), db, queue: await mf.getQueueProducer("RUN_QUEUE") };
 }
 
-/** The limit: a Worker that answers a fixed JSON body, served the same way. */
+/**
+ * The limit: a Worker that answers a fixed JSON body, served the same way. Its `/d1`
+ * route makes one trivial D1 query, which prices a local D1 round trip on its own.
+ */
 export async function serveBare() {
   const mf = new Miniflare(convertV4MiniflareOptions({
     host: "127.0.0.1",
@@ -54,8 +57,15 @@ export async function serveBare() {
         name: "bare",
         modules: true,
         compatibilityDate,
+        d1Databases: { DB: "bare" },
         script: `const body = JSON.stringify({ status: "success", healthy: true });
-          export default { fetch: () => new Response(body, { headers: { "content-type": "application/json" } }) };`,
+          const headers = { "content-type": "application/json" };
+          export default {
+            async fetch(request, env) {
+              if (new URL(request.url).pathname === "/d1") return Response.json(await env.DB.prepare("SELECT 1 AS one").first());
+              return new Response(body, { headers });
+            },
+          };`,
       },
     ],
   }));

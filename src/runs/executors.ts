@@ -74,15 +74,14 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow):
       params: action.params,
       createdAt: now,
     })
-    .onConflictDoNothing();
+    .onConflictDoNothing()
+    .returning({ id: deliveries.id });
   // Reaching the contact (not syncing or tasking about them) counts as contacting them.
-  // (The read-back stays outside the batch: drizzle maps a batched insert's empty result
-  // through the JSON columns of the statement after it.)
-  if (channel === "email" || channel === "linkedin") {
-    await db.batch([record, db.update(contacts).set({ lastContactedAt: now }).where(eq(contacts.id, action.contactId))]);
-  } else {
-    await record;
-  }
-  const [delivery] = await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.actionKey, actionKey));
+  const [inserted] =
+    channel === "email" || channel === "linkedin"
+      ? (await db.batch([record, db.update(contacts).set({ lastContactedAt: now }).where(eq(contacts.id, action.contactId))]))[0]
+      : await record;
+  // Nothing inserted: a concurrent execution of this action delivered it first.
+  const delivery = inserted ?? (await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.actionKey, actionKey)))[0];
   return { kind: "done", result: { delivery_id: delivery!.id, channel } };
 }
