@@ -2,7 +2,8 @@ import { asc, eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { contacts, identities, runContacts, type runs } from "../db/schema";
 import type { AgentSnapshot } from "./create-run";
-import type { RunSpec, SenderSnapshot } from "./spec";
+import { toIdentityJson } from "../identities/identity-record";
+import type { RunSpec } from "./spec";
 
 /** Assembles what the run's Durable Object starts from: the snapshot, the sender, the contacts. */
 export async function buildSpec(db: Db, run: typeof runs.$inferSelect): Promise<RunSpec> {
@@ -25,7 +26,7 @@ export async function buildSpec(db: Db, run: typeof runs.$inferSelect): Promise<
     steps: agent.steps,
     stopOn: agent.stop_on,
     llm: agent.llm_config,
-    sender: sender ? toSender(sender) : null,
+    sender: sender ? toIdentityJson(sender) : null,
     // A contact deleted since the trigger drops out of the run.
     contacts: targets.map(({ contacts: c }) => ({
       id: c.id,
@@ -40,13 +41,3 @@ export async function buildSpec(db: Db, run: typeof runs.$inferSelect): Promise<
     })),
   };
 }
-
-const toSender = (row: typeof identities.$inferSelect): SenderSnapshot => ({
-  id: row.id,
-  first_name: row.firstName,
-  last_name: row.lastName,
-  role: row.role,
-  email_address: row.emailAddress,
-  linkedin_url: row.linkedinUrl,
-  send_window: row.sendWindow,
-});

@@ -1,3 +1,4 @@
+import type { toIdentityJson } from "../identities/identity-record";
 import type { AgentConfig } from "../agents/agent-record";
 import type { ActionType, Capability, LlmConfig, Step } from "../schemas/agents";
 
@@ -14,15 +15,11 @@ export type ContactSnapshot = {
   unsubscribed: boolean;
 };
 
-export type SenderSnapshot = {
-  id: string;
-  first_name: string;
-  last_name: string | null;
-  role: string | null;
-  email_address: string | null;
-  linkedin_url: string | null;
-  send_window: { start: string; end: string; days: number[]; timezone: string } | null;
-};
+/** The sending identity as the API shows it; `{{sender.first_name}}` reads from it. */
+export type SenderSnapshot = Pick<
+  ReturnType<typeof toIdentityJson>,
+  "id" | "first_name" | "last_name" | "role" | "email_address" | "linkedin_url" | "send_window"
+>;
 
 export type RunStep = Step & { id: string };
 
