@@ -12,7 +12,7 @@ import { createRun } from "../runs/create-run";
 import { generatorFor } from "../runs/generators";
 import type { DecisionResult } from "../runs/run-object";
 import { runStub } from "../runs/run-stub";
-import { findRun, toRunJson } from "../runs/run-record";
+import { findRun, requireRun, toRunJson } from "../runs/run-record";
 import { effectiveSteps } from "../runs/spec";
 import { selectTargets } from "../runs/targeting";
 import { IdParam } from "../schemas/common";
@@ -68,8 +68,7 @@ export const runs = new Hono<AppEnv>()
 
   .get("/runs/:runId", requireScope("agents:read"), validate("param", RunParams), async (c) => {
     const { db } = c.var;
-    const run = await findRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
-    if (!run) throw notFound("run");
+    const run = await requireRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
     const view = await runStub(c.env, run.id).view();
     // Before its Durable Object starts, a run's contacts are the trigger's list, all pending.
     const progress =
@@ -94,15 +93,13 @@ export const runs = new Hono<AppEnv>()
     });
     // The object is the source of truth and its D1 row a mirror that can trail it by a write:
     // take the summary from the object too, so it agrees with the contacts beside it.
-    const at = (ms: number | null) => iso(ms === null ? null : new Date(ms));
-    const live = view && { status: view.status, counts: view.counts, started_at: at(view.started_at), completed_at: at(view.completed_at), error: view.error };
+    const live = view && { status: view.status, counts: view.counts, started_at: iso(view.started_at), completed_at: iso(view.completed_at), error: view.error };
     return c.json({ status: "success", run: { ...toRunJson(run), ...live, contacts } });
   })
 
   .post("/runs/:runId/cancel", requireScope("agents:trigger"), validate("param", RunParams), async (c) => {
     const { db } = c.var;
-    const run = await findRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
-    if (!run) throw notFound("run");
+    const run = await requireRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
     if (!ACTIVE_RUN_STATUSES.includes(run.status)) throw conflict("run_not_active", `The run is ${run.status}`);
     const { cancelled } = await runStub(c.env, run.id).cancel();
     if (!cancelled) {
@@ -124,8 +121,7 @@ export const runs = new Hono<AppEnv>()
     validate("json", ApproveBody),
     async (c) => {
       const { runId, contactId, actionIndex } = c.req.valid("param");
-      const run = await findRun(c.var.db, c.var.auth.workspaceId, runId);
-      if (!run) throw notFound("run");
+      const run = await requireRun(c.var.db, c.var.auth.workspaceId, runId);
       const input = { ...c.req.valid("json"), keyId: c.var.auth.keyId };
       return c.json(decided(await runStub(c.env, run.id).approve(contactId, actionIndex, input)));
     },
@@ -138,8 +134,7 @@ export const runs = new Hono<AppEnv>()
     validate("json", RejectBody),
     async (c) => {
       const { runId, contactId, actionIndex } = c.req.valid("param");
-      const run = await findRun(c.var.db, c.var.auth.workspaceId, runId);
-      if (!run) throw notFound("run");
+      const run = await requireRun(c.var.db, c.var.auth.workspaceId, runId);
       const input = { ...c.req.valid("json"), keyId: c.var.auth.keyId };
       return c.json(decided(await runStub(c.env, run.id).reject(contactId, actionIndex, input)));
     },

@@ -1,6 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
+import { notFound } from "../lib/errors";
 import { iso } from "../lib/time";
 
 export type RunRow = typeof runs.$inferSelect;
@@ -21,4 +22,11 @@ export const toRunJson = (row: RunRow) => ({
 
 export async function findRun(db: Db, workspaceId: string, runId: string) {
   return db.query.runs.findFirst({ where: and(eq(runs.workspaceId, workspaceId), eq(runs.id, runId)) });
+}
+
+/** The workspace's run, or the API's 404: another workspace's run is simply not found. */
+export async function requireRun(db: Db, workspaceId: string, runId: string) {
+  const run = await findRun(db, workspaceId, runId);
+  if (!run) throw notFound("run");
+  return run;
 }
