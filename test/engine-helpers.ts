@@ -5,6 +5,7 @@ import { expect, vi } from "vitest";
 import { createDb } from "../src/db/client";
 import { deliveries } from "../src/db/schema";
 import { api, makeAgent, type Json } from "./helpers";
+import { getRun, trigger as triggerRequest } from "./run-helpers";
 
 // Factories and probes shared by the run engine, action and stop tests.
 
@@ -41,17 +42,14 @@ export const EMAIL_STEP = {
   },
 };
 
+/** Triggers the agent for these contacts, asserting 200; the run id. */
 export async function trigger(key: string, agentId: string, contactIds: string[]): Promise<string> {
-  const res = await api(`/v1/agents/${agentId}/trigger`, { method: "POST", key, body: { contact_ids: contactIds } });
+  const res = await triggerRequest(key, agentId, { contact_ids: contactIds });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body.run_id as string;
 }
 
-export async function getRun(key: string, runId: string): Promise<Json> {
-  const res = await api(`/v1/agents/runs/${runId}`, { key });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body.run;
-}
+export { getRun };
 
 export const contactOf = (run: Json, contactId: string): Json => (run.contacts as Json[]).find((c) => c.contact_id === contactId)!;
 
