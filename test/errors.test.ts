@@ -33,6 +33,10 @@ describe("unknown routes", () => {
     expectError(await api("/v1/agents/agt_x/nope", { key, method: "POST", body: {} }), 404, "not_found");
   });
 
+  it("answer 401 under /v1 without a key, since the key is checked before routing", async () => {
+    expectError(await api("/v1/nothing-here"), 401, "unauthorized");
+  });
+
   it("answer 404 outside /v1 without a key", async () => {
     expectError(await api("/"), 404, "not_found");
     expectError(await api("/v2/agents"), 404, "not_found");
