@@ -137,15 +137,14 @@ export class RunStore {
       .map(toContact);
   }
 
+  /** Writes only the given fields: no read of the row (and its snapshot) first. */
   updateContact(contactId: string, fields: Partial<Pick<ContactRow, "status" | "currentStep" | "nextStepAt" | "stopReason">>): void {
-    const current = this.contact(contactId)!;
-    const next = { ...current, ...fields };
+    const columns = { status: "status", currentStep: "current_step", nextStepAt: "next_step_at", stopReason: "stop_reason" } as const;
+    const entries = Object.entries(fields).filter(([, value]) => value !== undefined) as [keyof typeof columns, SqlStorageValue][];
+    if (entries.length === 0) return;
     this.sql.exec(
-      "UPDATE contacts SET status = ?, current_step = ?, next_step_at = ?, stop_reason = ? WHERE contact_id = ?",
-      next.status,
-      next.currentStep,
-      next.nextStepAt,
-      next.stopReason,
+      `UPDATE contacts SET ${entries.map(([key]) => `${columns[key]} = ?`).join(", ")} WHERE contact_id = ?`,
+      ...entries.map(([, value]) => value),
       contactId,
     );
   }
