@@ -1,8 +1,19 @@
 import type { Db } from "./db/client";
 import type { Auth } from "./lib/auth";
+import type { StopReason } from "./runs/machine";
 import type { RunObject } from "./runs/run-object";
+import type { ContactSnapshot } from "./runs/spec";
 
-export type RunMessage = { run_id: string };
+/** Starts a run. */
+export type StartMessage = { run_id: string };
+/** Stops and address changes for one run's contacts, when a contact is in too many runs to tell inline. */
+export type SignalMessage = {
+  kind: "signal";
+  run_id: string;
+  stops: { contactId: string; reason: StopReason }[];
+  changes: { contactId: string; snapshot: ContactSnapshot }[];
+};
+export type RunMessage = StartMessage | SignalMessage;
 
 export type Env = {
   DB: D1Database;

@@ -1,11 +1,12 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
-import { expect, vi } from "vitest";
+import { expect } from "vitest";
 import { createDb } from "../src/db/client";
 import { deliveries } from "../src/db/schema";
+import type { RunObject } from "../src/runs/run-object";
 import { api, makeAgent, type Json } from "./helpers";
-import { getRun, trigger as triggerRequest } from "./run-helpers";
+import { drive, getRun, trigger as triggerRequest } from "./run-helpers";
 
 // Factories and probes shared by the run engine, action and stop tests.
 
@@ -23,7 +24,7 @@ export async function makeIdentity(key: string, overrides: Json = {}): Promise<J
   return res.body.identity;
 }
 
-/** An agent whose playbook is `steps` (capabilities wide enough for any of them). */
+/** An agent whose playbook is `steps` (capabilities wide enough for any of them), sending as a new identity unless `identity_id` is given. */
 export async function makeStepsAgent(key: string, steps: Json[], overrides: Json = {}): Promise<Json> {
   return makeAgent(key, {
     capabilities: ["email", "linkedin", "notes", "crm_sync", "tasks"],
@@ -49,20 +50,23 @@ export async function trigger(key: string, agentId: string, contactIds: string[]
   return res.body.run_id as string;
 }
 
-export { getRun };
+export { drive, getRun };
+
+/** The run object's own view of the run (all contacts on one page), read inside the object. */
+export const viewOf = (runId: string) =>
+  runInDurableObject(runStub(runId), (instance: RunObject, state) => {
+    const spec = JSON.parse(state.storage.sql.exec("SELECT spec FROM run").one().spec as string);
+    return instance.view(spec.workspaceId, { offset: 0, limit: 1000 });
+  });
 
 export const contactOf = (run: Json, contactId: string): Json => (run.contacts as Json[]).find((c) => c.contact_id === contactId)!;
 
-/** Polls the run until `check` passes (the queue and "now" alarms deliver by themselves). */
+/** Drives the run until nothing is due now (see `drive`), then asserts `check` on it. */
 export async function waitForRun(key: string, runId: string, check: (run: Json) => void): Promise<Json> {
-  return vi.waitFor(
-    async () => {
-      const run = await getRun(key, runId);
-      check(run);
-      return run;
-    },
-    { timeout: 15_000, interval: 25 },
-  );
+  await drive(runId);
+  const run = await getRun(key, runId);
+  check(run);
+  return run;
 }
 
 /** Waits until the contact's action `index` exists with `status`, and returns it. */

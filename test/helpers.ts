@@ -41,8 +41,10 @@ export async function makeKey(workspaceId: string, scopes?: Scope[]): Promise<{ 
   return { key: res.body.api_key.key, keyId: res.body.api_key.id };
 }
 
+/** An agent (email by default) that sends as a new identity, unless `identity_id` is given (null for none). */
 export async function makeAgent(key: string, overrides: Json = {}): Promise<Json> {
-  const res = await api("/v1/agents", { method: "POST", key, body: { name: "Test agent", capabilities: ["email"], ...overrides } });
+  const identityId = "identity_id" in overrides ? overrides.identity_id : await makeSender(key);
+  const res = await api("/v1/agents", { method: "POST", key, body: { name: "Test agent", capabilities: ["email"], ...overrides, identity_id: identityId } });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.agent;
 }
@@ -54,4 +56,11 @@ export function expectError(res: ApiResponse, status: number, code: string): Jso
   expect(res.body.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   expect(res.headers.get("Request-Id")).toBe(res.body.request_id);
   return res.body;
+}
+
+/** A sending identity: outbound steps cannot be triggered without one. */
+export async function makeSender(key: string): Promise<string> {
+  const res = await api("/v1/identities", { method: "POST", key, body: { first_name: "Sam", last_name: "Sender", email_address: "sam@cairn.example" } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.identity.id;
 }

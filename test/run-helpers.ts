@@ -1,10 +1,14 @@
-import { listDurableObjectIds } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, listDurableObjectIds, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
-import { expect, vi } from "vitest";
+import { expect } from "vitest";
+import worker from "../src/index";
+import type { RunMessage } from "../src/env";
+import type { RunObject } from "../src/runs/run-object";
 import { createDb } from "../src/db/client";
 import { runContacts, runs } from "../src/db/schema";
 import { newId } from "../src/lib/ids";
+import { emptyCounts } from "../src/runs/machine";
 import { api, makeAgent, makeWorkspace, type Json } from "./helpers";
 
 let batchCounter = 0;
@@ -22,8 +26,8 @@ export const trigger = (key: string, agentId: string, body: Json = {}, headers?:
   api(`/v1/agents/${agentId}/trigger`, { method: "POST", key, body, headers });
 
 /** GET /v1/agents/runs/:runId, asserted 200; the run with its contacts. */
-export async function getRun(key: string, runId: string): Promise<Json> {
-  const res = await api(`/v1/agents/runs/${runId}`, { key });
+export async function getRun(key: string, runId: string, query = ""): Promise<Json> {
+  const res = await api(`/v1/agents/runs/${runId}${query}`, { key });
   expect(res.status, JSON.stringify(res.body).slice(0, 500)).toBe(200);
   return res.body.run;
 }
@@ -35,21 +39,47 @@ export const leftQueue = (run: Json) => run.status !== "queued";
 export const proposed = (run: Json) => leftQueue(run) && (run.contacts as Json[]).every((c) => c.status !== "pending" && c.status !== "processing");
 
 /**
- * Polls GET /v1/agents/runs/:runId until `until(run)` holds; the Queue and alarms run on
- * their own. Gives up after 10 s, so callers' tests need a longer timeout than vitest's 5 s.
+ * Runs the run the way production would, without waiting on timers: delivers its start
+ * message to the queue consumer (a no-op if the Queue already did), then runs its alarm
+ * until nothing is due now. Alarm passes never overlap (the object chains them), so a pass
+ * the runtime fired by itself has finished before the next one here starts. Alarms set for
+ * later (step waits, send windows) are left alone: `advance` in engine-helpers moves time.
  */
-export async function waitForRun(key: string, runId: string, until: (run: Json) => boolean = leftQueue): Promise<Json> {
-  return vi.waitFor(
-    async () => {
-      const run = await getRun(key, runId);
-      if (!until(run)) throw new Error(`run ${runId} is still ${run.status}`);
-      return run;
-    },
-    { timeout: 10_000, interval: 50 },
-  );
+export async function drive(runId: string, maxPasses = 100): Promise<void> {
+  const row = await runRow(runId);
+  if (row?.status === "queued") await deliverStart(runId);
+  const stub = env.RUNS.getByName(runId);
+  for (let pass = 0; pass < maxPasses; pass++) {
+    const settled = await runInDurableObject(stub, async (instance: RunObject, state) => {
+      if ((await state.storage.getAlarm()) === null) return true;
+      await state.storage.deleteAlarm();
+      await instance.alarm();
+      const next = await state.storage.getAlarm();
+      return next === null || next > Date.now();
+    });
+    if (settled) return;
+  }
+  throw new Error(`run ${runId} still had work due after ${maxPasses} alarm passes`);
 }
 
-/** Triggers the agent (asserting 200) and waits until `until(run)` holds: by default, the run has left `queued`. */
+/** Hands the run's start message to the queue consumer, as the Queue would. */
+export async function deliverStart(runId: string, attempts = 1) {
+  const batch = createMessageBatch<RunMessage>("cairn-runs", [{ id: `start-${runId}-${attempts}`, timestamp: new Date(), attempts, body: { run_id: runId } }]);
+  const ctx = createExecutionContext();
+  await (worker as ExportedHandler<typeof env, RunMessage>).queue!(batch, env, ctx);
+  await waitOnExecutionContext(ctx);
+  return getQueueResult(batch, ctx);
+}
+
+/** Drives the run (see `drive`) and returns it once `until(run)` holds; fails if it does not. */
+export async function waitForRun(key: string, runId: string, until: (run: Json) => boolean = leftQueue): Promise<Json> {
+  await drive(runId);
+  const run = await getRun(key, runId);
+  if (!until(run)) throw new Error(`run ${runId} is ${run.status}: ${JSON.stringify(run).slice(0, 400)}`);
+  return run;
+}
+
+/** Triggers the agent (asserting 200) and drives it until `until(run)` holds: by default, the run has left `queued`. */
 export async function triggerAndWait(key: string, agentId: string, body: Json = {}, until: (run: Json) => boolean = leftQueue) {
   const res = await trigger(key, agentId, body);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -57,16 +87,12 @@ export async function triggerAndWait(key: string, agentId: string, body: Json = 
   return { runId: res.body.run_id as string, jobId: res.body.job_id as string, run };
 }
 
-/** Polls the run's D1 row (the mirror that run lists read) until `until(row)` holds. */
+/** Drives the run, then returns its D1 row (the mirror that run lists read), asserting `until(row)`. */
 export async function waitForMirror(runId: string, until: (row: typeof runs.$inferSelect) => boolean) {
-  return vi.waitFor(
-    async () => {
-      const row = await createDb(env.DB).query.runs.findFirst({ where: eq(runs.id, runId) });
-      if (!row || !until(row)) throw new Error(`run ${runId}'s D1 row is ${row?.status ?? "missing"}`);
-      return row;
-    },
-    { timeout: 10_000, interval: 50 },
-  );
+  await drive(runId);
+  const row = await runRow(runId);
+  if (!row || !until(row)) throw new Error(`run ${runId}'s D1 row is ${row?.status ?? "missing"}`);
+  return row;
 }
 
 // What a trigger snapshots for an agent with capabilities ["notes"] and no steps.
@@ -102,7 +128,7 @@ export async function seedQueuedRun(seed: Seed = {}) {
         status: "queued",
         trigger: "manual",
         contactCount: made.length,
-        counts: { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 },
+        counts: emptyCounts(),
         agentSnapshot: NOTE_SNAPSHOT,
         createdAt: new Date(now),
         enqueuedAt: new Date(seed.enqueuedAt ?? now),

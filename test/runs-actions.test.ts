@@ -52,9 +52,9 @@ describe("approving with edits", () => {
   });
 
   it("leaves the fields the approver did not edit exactly as proposed, whitespace included", async () => {
-    const step = { id: "intro", action: "email_message", template: { subject: "Hi {{first_name}}", body: "Hi {{first_name}},\n\n{{sender.first_name}}" } };
+    const step = { id: "intro", action: "email_message", template: { subject: "Hi {{first_name}}", body: "Hi {{first_name}},\n\n{{sender.role}}" } };
     const { key, runId, contact, action } = await pendingEmail([step]);
-    expect(action.params.body).toBe("Hi Ada,\n\n"); // no sender: the signature renders empty
+    expect(action.params.body).toBe("Hi Ada,\n\n"); // the sender has no role: the signature renders empty
     const res = await approve(key, runId, contact.id, 0, { params: { subject: "Hello Ada" } });
     expect(res.body.action.params).toStrictEqual({ to: contact.email, subject: "Hello Ada", body: "Hi Ada,\n\n" });
     expect((await outbox(key)).deliveries[0].params.body).toBe("Hi Ada,\n\n");

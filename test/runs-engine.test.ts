@@ -11,6 +11,7 @@ import {
   contactOf,
   deliveryRows,
   digestOf,
+  drive,
   getRun,
   makeContact,
   makeIdentity,
@@ -19,13 +20,14 @@ import {
   runSql,
   runStub,
   startRun,
+  viewOf,
   waitForAction,
   waitForRun,
 } from "./engine-helpers";
 
 const DELIVERY_ID = /^dlv_/;
-const counts = (c: Partial<Record<string, number>> = {}) => ({ pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0, ...c });
-const viewOf = (runId: string) => runInDurableObject(runStub(runId), (instance: RunObject) => instance.view());
+const counts = (c: Partial<Record<string, number>> = {}) => ({ pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0, invalidated: 0, cancelled: 0, ...c });
+
 
 describe("a run from trigger to delivery", () => {
   it("proposes the step's email rendered for the contact and the sender, with its reasoning and digest", async () => {
@@ -65,6 +67,7 @@ describe("a run from trigger to delivery", () => {
         decided_at: null,
         decision: null,
         scheduled_for: null,
+        attempts: 0,
         executed_at: null,
         result: null,
         error: null,
@@ -95,6 +98,7 @@ describe("a run from trigger to delivery", () => {
       action: {
         ...proposed,
         status: "completed",
+        attempts: 1,
         decided_at: expect.stringMatching(ISO_MS),
         decision: { type: "approve", by_key_id: keyId, reason: null, edited: false },
         executed_at: expect.stringMatching(ISO_MS),
@@ -123,8 +127,10 @@ describe("a run from trigger to delivery", () => {
     const view = await viewOf(runId);
     expect(view?.counts).toStrictEqual(run.counts);
     expect(view?.status).toBe("completed");
+    // Run lists read the D1 mirror, which the run's alarm writes.
+    await drive(runId);
     const listed = await api(`/v1/agents/${agent.id}/runs`, { key });
-    const { contacts: _contacts, ...summary } = run;
+    const { contacts: _c, contacts_total: _t, contacts_limit: _l, contacts_offset: _o, contacts_next_offset: _n, ...summary } = run;
     expect(listed.body.runs).toStrictEqual([summary]);
   });
 });

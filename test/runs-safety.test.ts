@@ -28,7 +28,9 @@ describe("what a run will not send", () => {
 
     const res = await approve(key, runId, contact.id, 0);
 
-    expect(res.body.action).toMatchObject({ status: "invalidated" });
+    // Nothing was done, so the approval is not a success: the action says why.
+    expect(expectError(res, 409, "action_not_pending").details).toStrictEqual([{ path: "status", message: "invalidated" }]);
+    expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "reply" });
     expect((await outbox(key)).total).toBe(0);
   });
 
@@ -57,7 +59,7 @@ describe("what a run will not send", () => {
     const { workspaceId, key, contact, runId } = await pendingEmail();
     expect((await approve(key, runId, contact.id, 0)).body.action.status).toBe("completed");
     // As if the object died after delivering but before recording it.
-    await runSql(runId, "UPDATE actions SET status = 'running', scheduled_for = ?", Date.now() - 1);
+    await runSql(runId, "UPDATE actions SET status = 'running', lease_until = ?", Date.now() - 1);
     await runSql(runId, "UPDATE contacts SET status = 'processing', current_step = 0");
     await runSql(runId, "UPDATE run SET status = 'running', completed_at = NULL");
     const now = new Date();
@@ -74,12 +76,12 @@ describe("what a run will not send", () => {
   it("leaves an action another execution holds the lease on, and picks it up once the lease lapses", async () => {
     const { key, contact, runId } = await pendingEmail();
     await runSql(runId, "UPDATE actions SET status = 'approved'");
-    await runSql(runId, "UPDATE actions SET status = 'running', scheduled_for = ?", Date.now() + 60_000);
+    await runSql(runId, "UPDATE actions SET status = 'running', lease_until = ?", Date.now() + 60_000);
     await runInDurableObject(runStub(runId), (_i, state) => state.storage.setAlarm(Date.now()));
     await runDurableObjectAlarm(runStub(runId));
     expect(await deliveryRows(runId, contact.id, 0)).toHaveLength(0);
 
-    await runSql(runId, "UPDATE actions SET scheduled_for = ?", Date.now() - 1);
+    await runSql(runId, "UPDATE actions SET lease_until = ?", Date.now() - 1);
     await runInDurableObject(runStub(runId), (_i, state) => state.storage.setAlarm(Date.now()));
     await runDurableObjectAlarm(runStub(runId));
 

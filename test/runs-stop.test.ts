@@ -15,6 +15,7 @@ import {
   approve,
   contactOf,
   deliveryRows,
+  drive,
   getRun,
   makeContact,
   makeIdentity,
@@ -91,18 +92,13 @@ describe("stop conditions", () => {
     expect((await outbox(key)).total).toBe(1);
   });
 
-  it("leaves the contact alone on a reply when the playbook's stop_on leaves out reply", async () => {
+  it("stops the contact on a reply even when the playbook's stop_on leaves reply out: nobody who replied is reached again", async () => {
     const { key, runId, contact } = await pendingRun(TWO_STEPS, { playbook: { playbook_md: "# Bounces only", steps: TWO_STEPS, stop_on: ["bounce"] } });
     await sendEvent(key, contact.id, "email.replied");
-    const progress = contactOf(await getRun(key, runId), contact.id);
-    expect(progress).toMatchObject({ status: "awaiting_approval", stop_reason: null, actions: [{ status: "pending_approval" }] });
 
-    const res = await approve(key, runId, contact.id, 0);
-    expect(res.body.action).toMatchObject({ status: "completed", result: { channel: "email" } });
-    expect(await deliveryRows(runId, contact.id, 0)).toHaveLength(1);
-
-    await sendEvent(key, contact.id, "email.bounced");
-    expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "bounce" });
+    expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "reply", actions: [{ status: "invalidated" }] });
+    expectError(await approve(key, runId, contact.id, 0), 409, "action_not_pending");
+    expect(await deliveryRows(runId, contact.id, 0)).toHaveLength(0);
   });
 
   it("does not send an approved email when the contact replied and the run was never told (the executor's re-check)", async () => {
@@ -112,9 +108,10 @@ describe("stop conditions", () => {
     await createDb(env.DB).insert(events).values({ id: newId("evt"), workspaceId, contactId: contact.id, type: "email.replied", url: null, properties: {}, occurredAt: now, createdAt: now });
 
     const res = await approve(key, runId, contact.id, 0);
-    expect(res.status).toBe(200);
-    expect(res.body.action).toMatchObject({ status: "invalidated", executed_at: null, result: null, error: expect.stringContaining("reply") });
-    expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "reply" });
+    expect(expectError(res, 409, "action_not_pending").details).toStrictEqual([{ path: "status", message: "invalidated" }]);
+    const progress = contactOf(await getRun(key, runId), contact.id);
+    expect(progress).toMatchObject({ status: "stopped", stop_reason: "reply" });
+    expect(progress.actions[0]).toMatchObject({ status: "invalidated", executed_at: null, result: null, error: expect.stringContaining("reply") });
     expect(await deliveryRows(runId, contact.id, 0)).toHaveLength(0);
   });
 
@@ -135,9 +132,8 @@ describe("stop conditions", () => {
     // Straight into D1, as if the flag changed without the run hearing of it.
     await env.DB.prepare("UPDATE contacts SET unsubscribed = 1 WHERE id = ?").bind(contact.id).run();
 
-    const res = await approve(key, runId, contact.id, 0);
-    expect(res.body.action).toMatchObject({ status: "invalidated", result: null });
-    expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "unsubscribe" });
+    expectError(await approve(key, runId, contact.id, 0), 409, "action_not_pending");
+    expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "unsubscribe", actions: [{ status: "invalidated", result: null }] });
     expect((await outbox(key)).total).toBe(0);
   });
 
@@ -185,7 +181,7 @@ describe("POST /v1/agents/runs/:runId/cancel", () => {
     expect(contactOf(run, pending.id)).toMatchObject({ status: "stopped", stop_reason: "cancelled", actions: [{ status: "cancelled" }] });
     expect(contactOf(run, waiting.id)).toMatchObject({ status: "stopped", stop_reason: "cancelled", next_step_at: null, actions: [{ status: "completed" }] });
     expect(contactOf(run, done.id)).toMatchObject({ status: "stopped", stop_reason: "rejected", actions: [{ status: "rejected" }] });
-    expect(run.counts).toStrictEqual({ pending_approval: 0, approved: 0, rejected: 1, completed: 1, failed: 0 });
+    expect(run.counts).toStrictEqual({ pending_approval: 0, approved: 0, rejected: 1, completed: 1, failed: 0, invalidated: 0, cancelled: 1 });
     expect(await runInDurableObject(runStub(runId), (_instance, state) => state.storage.getAlarm())).toBeNull();
   });
 
@@ -221,7 +217,8 @@ describe("DELETE /v1/agents/:id", () => {
     const { key, agent, contacts, runId } = await pendingRun(TWO_STEPS, {}, 2);
     const [pending, waiting] = contacts as [Json, Json];
     await approve(key, runId, waiting.id, 0);
-    const second = await startRun(key, agent.id, [pending.id]);
+    // The agent's second run needs a contact of its own: one active run per agent per contact.
+    const second = await startRun(key, agent.id, [(await makeContact(key)).id]);
     const other = await makeStepsAgent(key, [EMAIL_STEP]);
     const kept = await startRun(key, other.id, [pending.id]);
 
@@ -235,12 +232,11 @@ describe("DELETE /v1/agents/:id", () => {
       expectError(await api(`/v1/agents/runs/${id}`, { key }), 404, "not_found");
       expectError(await approve(key, id, pending.id, 0), 404, "not_found");
       const storage = await runInDurableObject(runStub(id), async (instance: RunObject, state) => ({
-        view: instance.view(),
-        run: state.storage.sql.exec("SELECT count(*) AS n FROM run").one().n,
-        actions: state.storage.sql.exec("SELECT count(*) AS n FROM actions").one().n,
+        view: instance.view("any", { offset: 0, limit: 10 }),
+        tables: state.storage.sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name IN ('run', 'contacts', 'actions')").one().n,
         alarm: await state.storage.getAlarm(),
       }));
-      expect(storage).toStrictEqual({ view: null, run: 0, actions: 0, alarm: null });
+      expect(storage).toStrictEqual({ view: null, tables: 0, alarm: null });
     }
 
     // Another agent's run is untouched.
@@ -259,6 +255,7 @@ describe("a cancel that reaches D1 while the run is starting", () => {
     const [row] = await createDb(env.DB).select().from(runs).where(eq(runs.id, runId));
     await createDb(env.DB).update(runs).set({ status: "cancelled" }).where(eq(runs.id, runId));
     await runStub(runId).start(await buildSpec(createDb(env.DB), row!));
+    await drive(runId);
 
     const run = await getRun(key, runId);
     expect(run.status).toBe("cancelled");

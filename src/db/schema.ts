@@ -1,4 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { RUN_STATUSES, type RunCounts } from "../runs/machine";
 
 /** Milliseconds since the epoch; serialised as ISO 8601 at the edge of the API. */
 const timestamp = (name: string) => integer(name, { mode: "timestamp_ms" });
@@ -154,11 +155,7 @@ export const events = sqliteTable(
   ],
 );
 
-export const RUN_STATUSES = ["queued", "running", "awaiting_approval", "completed", "failed", "cancelled"] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-export const ACTIVE_RUN_STATUSES: RunStatus[] = ["queued", "running", "awaiting_approval"];
-export const FINISHED_RUN_STATUSES: RunStatus[] = ["completed", "failed", "cancelled"];
-export type RunCounts = { pending_approval: number; approved: number; rejected: number; completed: number; failed: number };
+export { ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, RUN_STATUSES, type RunCounts, type RunStatus } from "../runs/machine";
 
 /** D1's mirror of each run's summary; the run's Durable Object is the source of truth. */
 export const runs = sqliteTable(
@@ -187,11 +184,15 @@ export const runs = sqliteTable(
     enqueueAttempts: integer("enqueue_attempts").notNull(),
     /** The run object's write counter: an older summary never overwrites a newer one. */
     mirrorSeq: integer("mirror_seq").notNull().default(0),
+    /** A schedule run's cron minute; unique per agent, so a minute delivered twice starts one run. */
+    scheduleSlot: timestamp("schedule_slot"),
   },
   (t) => [
     index("runs_agent").on(t.workspaceId, t.agentId, t.id),
     index("runs_agent_status").on(t.workspaceId, t.agentId, t.status, t.id),
     index("runs_status_enqueued").on(t.status, t.enqueuedAt),
+    // NULLs are distinct in a unique index: manual and event runs never collide here.
+    uniqueIndex("runs_agent_schedule_slot").on(t.agentId, t.scheduleSlot),
   ],
 );
 
@@ -232,6 +233,8 @@ export const deliveries = sqliteTable(
     uniqueIndex("deliveries_action_key").on(t.actionKey),
     index("deliveries_workspace").on(t.workspaceId, t.id),
     index("deliveries_workspace_run").on(t.workspaceId, t.runId, t.id),
+    // Eligibility: did this agent reach this contact within its cooldown?
+    index("deliveries_contact_agent_time").on(t.contactId, t.agentId, t.createdAt),
   ],
 );
 

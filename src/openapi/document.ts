@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ApiKey, AuthStatus, CreateApiKeyBody, CreateWorkspaceBody, Workspace } from "../schemas/admin";
 import { AgentEnvelope, AgentList, CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
 import { IdParam, Pagination } from "../schemas/common";
-import { ActionEnvelope, ActionParamsPath, ApproveBody, ListOutboxQuery, ListRunsQuery, OutboxList, RejectBody, RunDetail, RunEnvelope, RunList, RunParams, TriggerBody, TriggerResult } from "../schemas/runs";
+import { ActionEnvelope, ActionParamsPath, ApproveBody, ListOutboxQuery, ListRunsQuery, OutboxList, RejectBody, RunDetail, RunEnvelope, RunList, RunParams, RunViewQuery, TriggerBody, TriggerResult } from "../schemas/runs";
 import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateContactBody, ListContactsQuery, NoteList, UpdateContactBody } from "../schemas/contacts";
 import { CreateEventsBody, EventList, EventsCreated, ListEventsQuery } from "../schemas/events";
 import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
@@ -76,7 +76,7 @@ const operations: Operation[] = [
   { method: "get", path: "/v1/agents/:id/runs", summary: "List agent runs", tag: "Runs", auth: "agents:read",
     params: IdParam, query: ListRunsQuery, success: { status: 200, description: "Newest first", schema: RunList } },
   { method: "get", path: "/v1/agents/runs/:runId", summary: "Get a single run", tag: "Runs", auth: "agents:read",
-    params: RunParams, success: { status: 200, description: "The run with every contact's details and actions", schema: RunDetail } },
+    params: RunParams, query: RunViewQuery, success: { status: 200, description: "The run with one page of its contacts, each with its current details and actions", schema: RunDetail } },
   { method: "post", path: "/v1/agents/runs/:runId/cancel", summary: "Cancel a run", tag: "Runs", auth: "agents:trigger",
     params: RunParams, errors: [409], success: { status: 200, description: "Cancelled; 409 run_not_active when it had finished", schema: RunEnvelope } },
   { method: "post", path: "/v1/agents/runs/:runId/contacts/:contactId/actions/:actionIndex/approve", summary: "Approve a pending action",

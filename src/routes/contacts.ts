@@ -12,7 +12,7 @@ import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson } from "../events/event-record";
-import { signalStops } from "../runs/stop-signals";
+import { signalContacts, signalStops, snapshotOf } from "../runs/stop-signals";
 import { IdParam, Pagination } from "../schemas/common";
 import { BatchContactsBody, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
 import { ListEventsQuery } from "../schemas/events";
@@ -81,10 +81,12 @@ export const contacts = new Hono<AppEnv>()
       throw error;
     }
     if (!row) throw notFound("contact");
-    // Unsubscribing through the contact stops its sequences just as the event does.
-    if (body.unsubscribed === true) {
-      await signalStops(c.var.db, c.env, c.var.auth.workspaceId, [{ contactId: row.id, type: "contact.unsubscribed" }]);
-    }
+    // Unsubscribing through the contact stops its sequences just as the event does; a new
+    // address takes back what was written for the old one, which is proposed again.
+    await signalContacts(c.var.db, c.env, c.var.auth.workspaceId, {
+      stops: body.unsubscribed === true ? [{ contactId: row.id, reason: "unsubscribe" }] : [],
+      changes: body.email !== undefined || body.linkedin_url !== undefined ? [{ contactId: row.id, snapshot: snapshotOf(row) }] : [],
+    });
     return c.json({ status: "success", contact: toContactJson(row) });
   })
 
@@ -94,6 +96,7 @@ export const contacts = new Hono<AppEnv>()
       .where(and(eq(contactsTable.workspaceId, c.var.auth.workspaceId), eq(contactsTable.id, c.req.valid("param").id)))
       .returning({ id: contactsTable.id });
     if (!row) throw notFound("contact");
+    await signalContacts(c.var.db, c.env, c.var.auth.workspaceId, { stops: [{ contactId: row.id, reason: "contact_deleted" }] });
     return c.json({ status: "success", deleted: true, id: row.id });
   })
 

@@ -5,18 +5,19 @@ import { findContactsByIds } from "../contacts/contact-record";
 import { ACTIVE_RUN_STATUSES, runContacts, runs as runsTable } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, conflict, notFound, validationError } from "../lib/errors";
-import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { createRun } from "../runs/create-run";
-import { generatorFor } from "../runs/generators";
+import { eligibilityScope, eligibleContacts, skippedDetails, type Eligibility } from "../runs/eligibility";
+import { readiness } from "../runs/readiness";
 import type { DecisionResult } from "../runs/run-object";
 import { runStub } from "../runs/run-stub";
 import { findRun, requireRun, toRunJson } from "../runs/run-record";
-import { effectiveSteps } from "../runs/spec";
 import { selectTargets } from "../runs/targeting";
 import { IdParam } from "../schemas/common";
-import { ActionParamsPath, ApproveBody, ListRunsQuery, RejectBody, RunParams, TriggerBody } from "../schemas/runs";
+import { ActionParamsPath, ApproveBody, ListRunsQuery, RejectBody, RunParams, RunViewQuery, TriggerBody } from "../schemas/runs";
+import type { ContactsPage, RunView } from "../runs/views";
+import type { Db } from "../db/client";
 import { findAgent } from "./agents";
 
 
@@ -33,24 +34,33 @@ export const runs = new Hono<AppEnv>()
     const agent = await findAgent(db, workspaceId, c.req.valid("param").id);
     if (!agent) throw notFound("agent");
     const config = configFromRow(agent);
-    const steps = effectiveSteps(config);
-    if (!steps) throw conflict("agent_not_runnable", "The agent has neither playbook steps nor capabilities");
-    if (!generatorFor(config.llm_config.provider)) {
-      throw conflict("provider_not_configured", `LLM provider ${config.llm_config.provider} is not configured in this deployment; use builtin`);
-    }
+    const ready = readiness(config);
+    if (!ready.ok) throw conflict(ready.code, ready.message);
 
-    let contactIds = c.req.valid("json").contact_ids;
-    if (contactIds) {
-      const found = new Set((await findContactsByIds(db, workspaceId, contactIds)).map((row) => row.id));
-      const missing = contactIds.flatMap((id, i) => (found.has(id) ? [] : [{ path: `contact_ids.${i}`, message: `No such contact ${id}` }]));
-      if (missing.length) throw validationError("Some contact_ids name no contact of this workspace", missing);
+    // Explicit contacts and default targeting pass the same eligibility (CONTRACT.md section 8).
+    const requested = c.req.valid("json").contact_ids;
+    let eligible: Eligibility;
+    let pathOf: (contactId: string) => string;
+    if (requested) {
+      const position = new Map(requested.map((id, i) => [id, i]));
+      pathOf = (id) => `contact_ids.${position.get(id)}`;
+      const { unknown, ...rest } = await eligibleContacts(db, eligibilityScope(agent, config.monitoring, "explicit"), requested);
+      if (unknown.length) {
+        throw validationError("Some contact_ids name no contact of this workspace", unknown.map((id) => ({ path: pathOf(id), message: `No such contact ${id}` })));
+      }
+      eligible = rest;
     } else {
-      contactIds = await selectTargets(db, workspaceId, config.monitoring);
-      if (contactIds.length === 0) throw conflict("no_matching_contacts", "No contact matches the agent's monitoring filter");
+      const { filter = {}, max_contacts_per_run } = config.monitoring;
+      pathOf = () => "monitoring.filter";
+      eligible = await selectTargets(db, eligibilityScope(agent, config.monitoring, "default"), filter, max_contacts_per_run);
+      if (eligible.contactIds.length === 0 && eligible.skipped.length === 0) throw conflict("no_matching_contacts", "No contact matches the agent's monitoring filter");
+    }
+    if (eligible.contactIds.length === 0) {
+      throw conflict("no_eligible_contacts", "No contact is eligible for this run; details say why each was skipped", skippedDetails(eligible.skipped, pathOf));
     }
 
-    const { runId, jobId } = await createRun(db, c.env, { workspaceId, agentId: agent.id, config, steps, contactIds, trigger: "manual" });
-    return c.json({ status: "success", job_id: jobId, run_id: runId });
+    const { runId, jobId, contactCount } = await createRun(db, c.env, { workspaceId, agentId: agent.id, config, steps: ready.steps, contactIds: eligible.contactIds, trigger: "manual" });
+    return c.json({ status: "success", job_id: jobId, run_id: runId, contact_count: contactCount, skipped: eligible.skipped });
   })
 
   .get("/:id/runs", requireScope("agents:read"), validate("param", IdParam), validate("query", ListRunsQuery), async (c) => {
@@ -66,42 +76,29 @@ export const runs = new Hono<AppEnv>()
     return c.json({ status: "success", runs: rows.map(toRunJson), total: totals!.total, limit, offset });
   })
 
-  .get("/runs/:runId", requireScope("agents:read"), validate("param", RunParams), async (c) => {
+  .get("/runs/:runId", requireScope("agents:read"), validate("param", RunParams), validate("query", RunViewQuery), async (c) => {
     const { db } = c.var;
-    const run = await requireRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
-    const view = await runStub(c.env, run.id).view();
-    // Before its Durable Object starts, a run's contacts are the trigger's list, all pending.
-    const progress =
-      view?.contacts ??
-      (await db.select().from(runContacts).where(eq(runContacts.runId, run.id)).orderBy(asc(runContacts.position))).map((t) => ({
-        contact_id: t.contactId,
-        status: "pending" as const,
-        current_step: 0,
-        current_step_id: null,
-        next_step_at: null,
-        stop_reason: null,
-        actions: [],
-      }));
-    const details = new Map((await findContactsByIds(db, run.workspaceId, progress.map((p) => p.contact_id))).map((row) => [row.id, row]));
-    const contacts = progress.map((p) => {
-      const d = details.get(p.contact_id);
+    const { workspaceId } = c.var.auth;
+    const { runId } = c.req.valid("param");
+    const { contacts_limit: limit, contacts_offset: offset, contact_status: status } = c.req.valid("query");
+    // The run object answers for its own workspace; before it starts, D1 holds the run.
+    const run = (await runStub(c.env, runId).view(workspaceId, { offset, limit, status })) ?? (await queuedView(db, workspaceId, runId, { offset, limit, status }));
+    const details = new Map((await findContactsByIds(db, workspaceId, run.contacts.map((p) => p.contact_id))).map((row) => [row.id, row]));
+    const contacts = run.contacts.map(({ contact_id, ...rest }) => {
+      const d = details.get(contact_id);
       const contact = d
         ? { email: d.email, first_name: d.firstName, last_name: d.lastName, company: d.company, job_title: d.jobTitle, lifecycle_stage: d.lifecycleStage }
         : null;
-      const { contact_id, ...rest } = p;
       return { contact_id, contact, ...rest };
     });
-    // The object is the source of truth and its D1 row a mirror that can trail it by a write:
-    // take the summary from the object too, so it agrees with the contacts beside it.
-    const live = view && { status: view.status, counts: view.counts, started_at: iso(view.started_at), completed_at: iso(view.completed_at), error: view.error };
-    return c.json({ status: "success", run: { ...toRunJson(run), ...live, contacts } });
+    return c.json({ status: "success", run: { ...run, contacts_limit: limit, contacts_offset: offset, contacts } });
   })
 
   .post("/runs/:runId/cancel", requireScope("agents:trigger"), validate("param", RunParams), async (c) => {
     const { db } = c.var;
     const run = await requireRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
     if (!ACTIVE_RUN_STATUSES.includes(run.status)) throw conflict("run_not_active", `The run is ${run.status}`);
-    const { cancelled } = await runStub(c.env, run.id).cancel();
+    const { cancelled } = await runStub(c.env, run.id).cancel(run.workspaceId);
     if (!cancelled) {
       // Not started yet: the queue consumer skips a cancelled run.
       await db
@@ -121,9 +118,9 @@ export const runs = new Hono<AppEnv>()
     validate("json", ApproveBody),
     async (c) => {
       const { runId, contactId, actionIndex } = c.req.valid("param");
-      const run = await requireRun(c.var.db, c.var.auth.workspaceId, runId);
       const input = { ...c.req.valid("json"), keyId: c.var.auth.keyId };
-      return c.json(decided(await runStub(c.env, run.id).approve(contactId, actionIndex, input)));
+      // The run object checks the workspace itself: a decision makes no D1 read on its way.
+      return c.json(decided(await runStub(c.env, runId).approve(c.var.auth.workspaceId, contactId, actionIndex, input)));
     },
   )
 
@@ -134,8 +131,22 @@ export const runs = new Hono<AppEnv>()
     validate("json", RejectBody),
     async (c) => {
       const { runId, contactId, actionIndex } = c.req.valid("param");
-      const run = await requireRun(c.var.db, c.var.auth.workspaceId, runId);
       const input = { ...c.req.valid("json"), keyId: c.var.auth.keyId };
-      return c.json(decided(await runStub(c.env, run.id).reject(contactId, actionIndex, input)));
+      return c.json(decided(await runStub(c.env, runId).reject(c.var.auth.workspaceId, contactId, actionIndex, input)));
     },
   );
+
+/** A run whose object has not started (still queued, or cancelled before it started): its D1 row and trigger list. */
+async function queuedView(db: Db, workspaceId: string, runId: string, page: ContactsPage): Promise<RunView> {
+  const where = eq(runContacts.runId, runId);
+  const [[row], targets, [totals]] = await db.batch([
+    db.select().from(runsTable).where(and(eq(runsTable.workspaceId, workspaceId), eq(runsTable.id, runId))),
+    db.select().from(runContacts).where(where).orderBy(asc(runContacts.position)).limit(page.status && page.status !== "pending" ? 0 : page.limit).offset(page.offset),
+    db.select({ total: count() }).from(runContacts).where(where),
+  ]);
+  if (!row) throw notFound("run");
+  const total = page.status && page.status !== "pending" ? 0 : totals!.total;
+  const contacts = targets.map((t) => ({ contact_id: t.contactId, status: "pending" as const, current_step: 0, current_step_id: null, next_step_at: null, stop_reason: null, actions: [] }));
+  const next = page.offset + contacts.length;
+  return { ...toRunJson(row), contacts_total: total, contacts_next_offset: next < total ? next : null, contacts };
+}

@@ -5,6 +5,7 @@ import { agents, runContacts, runs } from "../db/schema";
 import type { Env } from "../env";
 import { chunk, rowsPerStatement } from "../lib/d1";
 import { newId } from "../lib/ids";
+import { emptyCounts } from "./machine";
 import type { RunStep } from "./spec";
 
 /** The part of an agent a run keeps: later edits to the agent do not change a run under way. */
@@ -23,16 +24,18 @@ export type NewRun = {
   steps: RunStep[];
   contactIds: string[];
   trigger: "manual" | "schedule" | "event";
+  /** A schedule run's cron minute: a second run for the same agent and minute fails on the unique index. */
+  scheduleSlot?: Date;
 };
 
-const EMPTY_COUNTS = { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 };
 
 /**
  * Writes the run (`queued`) with its contacts in one D1 batch, then sends its queue
  * message. If the message cannot be sent the run is removed again, so a client's retry
- * starts clean rather than leaving a second run behind.
+ * starts clean rather than leaving a second run behind. A taken `scheduleSlot` fails the
+ * batch with a UNIQUE violation and writes nothing.
  */
-export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runId: string; jobId: string }> {
+export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runId: string; jobId: string; contactCount: number }> {
   const runId = newId("run");
   const jobId = newId("job");
   const now = new Date();
@@ -53,11 +56,12 @@ export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runI
       status: "queued",
       trigger: input.trigger,
       contactCount: input.contactIds.length,
-      counts: EMPTY_COUNTS,
+      counts: emptyCounts(),
       agentSnapshot: snapshot,
       createdAt: now,
       enqueuedAt: now,
       enqueueAttempts: 1,
+      scheduleSlot: input.scheduleSlot ?? null,
     }),
     ...chunk(targets, rowsPerStatement(3)).map((part) => db.insert(runContacts).values(part)),
     db.update(agents).set({ lastRunAt: now }).where(eq(agents.id, input.agentId)),
@@ -69,5 +73,5 @@ export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runI
     await db.delete(runs).where(eq(runs.id, runId));
     throw error;
   }
-  return { runId, jobId };
+  return { runId, jobId, contactCount: input.contactIds.length };
 }

@@ -1,87 +1,103 @@
-import { eq, inArray, sql } from "drizzle-orm";
-import { createDb, type Db } from "../db/client";
-import { contacts, deliveries, events, notes } from "../db/schema";
 import type { Env } from "../env";
 import { newId } from "../lib/ids";
+import type { StopReason } from "./machine";
 import { CHANNEL, type ActionParams } from "./actions";
 import type { ActionRow } from "./run-store";
 import { STOP_EVENTS, type RunPlan } from "./spec";
 
 export type Execution =
   | { kind: "done"; result: ActionParams }
-  | { kind: "stopped"; reason: string };
+  /** The contact left the sequence (deleted, opted out, bounced, replied): nothing was sent. */
+  | { kind: "stopped"; reason: StopReason }
+  /** The contact's address is no longer the one the action was written for: nothing was sent. */
+  | { kind: "changed" };
 
-/**
- * Outbound actions are checked against the contact's latest state right before they go:
- * unsubscribed, or a stop event since the run was triggered. A delivery this action
- * already made (a retry after a crash) is reported first, so it is never taken back.
- */
-async function preflight(db: Db, spec: RunPlan, contactId: string, actionKey: string): Promise<{ delivered: string | null; stop: string | null }> {
-  const types = Object.keys(STOP_EVENTS).filter((type) => spec.stopOn.includes(STOP_EVENTS[type]!) || type === "contact.unsubscribed");
-  const [row] = await db
-    .select({
-      unsubscribed: contacts.unsubscribed,
-      // The id as a parameter, not ${contacts.id}: drizzle writes columns in a one-table select
-      // unqualified, and a bare "id" inside this subquery would be the event's own id.
-      stopEvent: sql<string | null>`(SELECT ${events.type} FROM ${events} WHERE ${events.contactId} = ${contactId} AND ${inArray(events.type, types)} AND ${events.createdAt} >= ${spec.triggeredAt} LIMIT 1)`,
-      delivered: sql<string | null>`(SELECT ${deliveries.id} FROM ${deliveries} WHERE ${deliveries.actionKey} = ${actionKey})`,
-    })
-    .from(contacts)
-    .where(eq(contacts.id, contactId));
-  if (!row) return { delivered: null, stop: "contact_deleted" };
-  if (row.delivered) return { delivered: row.delivered, stop: null };
-  return { delivered: null, stop: row.unsubscribed ? "unsubscribe" : row.stopEvent ? STOP_EVENTS[row.stopEvent]! : null };
+/** An execution that failed; a permanent one is not retried. */
+export class ExecutionError extends Error {
+  constructor(
+    message: string,
+    readonly permanent = false,
+  ) {
+    super(message);
+  }
 }
+
+const OUTBOUND_CHANNELS = new Set(["email", "linkedin"]);
+
+// The contact may be reached only while its run is active in D1 (not cancelled there, nor
+// deleted with its agent) and the contact exists, is subscribed, has not bounced, has
+// not replied or unsubscribed since the trigger, and still has the address the action was
+// written for. Written into the insert itself, so the check and the delivery are one
+// statement: nothing can change in between.
+const REACHABLE = `c.id = ?1 AND c.unsubscribed = 0
+  AND EXISTS (SELECT 1 FROM runs r WHERE r.id = ?8 AND r.status IN ('queued', 'running', 'awaiting_approval'))
+  AND (?2 IS NULL OR c.email_key = lower(?2)) AND (?3 IS NULL OR c.linkedin_url = ?3)
+  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.contact_id = c.id
+    AND (e.type = 'email.bounced' OR (e.type IN ('email.replied', 'contact.unsubscribed') AND e.created_at >= ?4)))`;
 
 /**
  * Carries out an approved action. Each write is keyed by the action, so running this
- * twice (an alarm retried, an approval racing an alarm) leaves one note or one delivery.
+ * twice (an alarm retried, an approval racing an alarm) leaves one note or one delivery;
+ * a delivery the action already made is reported, never taken back.
  */
 export async function executeAction(env: Env, spec: RunPlan, action: ActionRow): Promise<Execution> {
-  const db = createDb(env.DB);
   const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
-  const now = new Date();
-
-  if (action.type === "create_note") {
-    const [, [note]] = await db.batch([
-      db
-        .insert(notes)
-        .values({ id: newId("note"), workspaceId: spec.workspaceId, contactId: action.contactId, body: String(action.params.note), actionKey, runId: spec.runId, createdAt: now })
-        .onConflictDoNothing(),
-      db.select({ id: notes.id }).from(notes).where(eq(notes.actionKey, actionKey)),
-    ]);
-    return { kind: "done", result: { note_id: note!.id } };
-  }
-
   const channel = CHANNEL[action.type];
-  const { delivered, stop } = await preflight(db, spec, action.contactId, actionKey);
-  if (delivered) return { kind: "done", result: { delivery_id: delivered, channel } };
-  if (stop) return { kind: "stopped", reason: stop };
+  const now = Date.now();
+  const outbound = OUTBOUND_CHANNELS.has(channel);
+  if (outbound && !spec.sender) throw new ExecutionError("The agent has no sending identity; outbound actions need one", true);
+  const to = action.type === "email_message" ? String(action.params.to) : null;
+  const profile = outbound && action.type !== "email_message" ? String(action.params.profile_url) : null;
+  const guard = [action.contactId, to, profile, spec.triggeredAt];
 
-  const record = db
-    .insert(deliveries)
-    .values({
-      id: newId("dlv"),
-      workspaceId: spec.workspaceId,
-      actionKey,
-      runId: spec.runId,
-      agentId: spec.agentId,
-      contactId: action.contactId,
-      actionIndex: action.index,
-      actionType: action.type,
-      identityId: action.identityId,
-      channel,
-      params: action.params,
-      createdAt: now,
-    })
-    .onConflictDoNothing()
-    .returning({ id: deliveries.id });
-  // Reaching the contact (not syncing or tasking about them) counts as contacting them.
-  const [inserted] =
-    channel === "email" || channel === "linkedin"
-      ? (await db.batch([record, db.update(contacts).set({ lastContactedAt: now }).where(eq(contacts.id, action.contactId))]))[0]
-      : await record;
-  // Nothing inserted: a concurrent execution of this action delivered it first.
-  const delivery = inserted ?? (await db.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.actionKey, actionKey)))[0];
-  return { kind: "done", result: { delivery_id: delivery!.id, channel } };
+  let inserted: { id: string } | null;
+  if (action.type === "create_note") {
+    inserted = await env.DB.prepare(
+      `INSERT INTO notes (id, workspace_id, contact_id, body, action_key, run_id, created_at)
+       SELECT ?5, c.workspace_id, c.id, ?6, ?7, ?8, ?4 FROM contacts c WHERE ${REACHABLE.replace("e.created_at >= ?4", "e.created_at >= ?9")}
+       ON CONFLICT (action_key) DO NOTHING RETURNING id`,
+    )
+      .bind(action.contactId, null, null, now, newId("note"), String(action.params.note), actionKey, spec.runId, spec.triggeredAt)
+      .first<{ id: string }>();
+    if (inserted) return { kind: "done", result: { note_id: inserted.id } };
+  } else {
+    const [insert] = await env.DB.batch([
+      env.DB.prepare(
+        `INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel, params, created_at)
+         SELECT ?5, c.workspace_id, ?7, ?8, ?9, c.id, ?10, ?11, ?12, ?13, ?14, ?6 FROM contacts c WHERE ${REACHABLE}
+         ON CONFLICT (action_key) DO NOTHING RETURNING id`,
+      ).bind(...guard, newId("dlv"), now, actionKey, spec.runId, spec.agentId, action.index, action.type, action.identityId, channel, JSON.stringify(action.params)),
+      // Reaching the contact (not syncing or tasking about them) counts as contacting them.
+      env.DB.prepare("UPDATE contacts SET last_contacted_at = ?2 WHERE id = ?1 AND ?3 AND EXISTS (SELECT 1 FROM deliveries WHERE action_key = ?4)").bind(
+        action.contactId,
+        now,
+        outbound ? 1 : 0,
+        actionKey,
+      ),
+    ]);
+    inserted = (insert!.results as { id: string }[])[0] ?? null;
+    if (inserted) return { kind: "done", result: { delivery_id: inserted.id, channel } };
+  }
+  return explain(env, spec, action, actionKey, channel);
+}
+
+/** Why nothing was written: delivered already, the contact left, or its address changed. */
+async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, channel: string): Promise<Execution> {
+  const table = action.type === "create_note" ? "notes" : "deliveries";
+  const row = await env.DB.prepare(
+    `SELECT (SELECT id FROM ${table} WHERE action_key = ?2) AS done, c.id AS contact, c.unsubscribed, c.email_key, c.linkedin_url,
+       (SELECT status FROM runs WHERE id = ?4) AS run_status,
+       (SELECT e.type FROM events e WHERE e.contact_id = ?1 AND (e.type = 'email.bounced' OR (e.type IN ('email.replied', 'contact.unsubscribed') AND e.created_at >= ?3))
+        ORDER BY e.created_at DESC LIMIT 1) AS stop_event
+     FROM (SELECT 1) LEFT JOIN contacts c ON c.id = ?1`,
+  )
+    .bind(action.contactId, actionKey, spec.triggeredAt, spec.runId)
+    .first<{ done: string | null; run_status: string | null; contact: string | null; unsubscribed: number; email_key: string; linkedin_url: string | null; stop_event: string | null }>();
+  if (row?.done) return { kind: "done", result: action.type === "create_note" ? { note_id: row.done } : { delivery_id: row.done, channel } };
+  if (!row || !["queued", "running", "awaiting_approval"].includes(row.run_status ?? "")) return { kind: "stopped", reason: "cancelled" };
+  if (!row.contact) return { kind: "stopped", reason: "contact_deleted" };
+  if (row.unsubscribed) return { kind: "stopped", reason: "unsubscribe" };
+  if (row.stop_event) return { kind: "stopped", reason: STOP_EVENTS[row.stop_event]! };
+  if (action.type === "email_message" || action.type.startsWith("linkedin_")) return { kind: "changed" };
+  throw new ExecutionError("The action could not be recorded; it will be retried");
 }

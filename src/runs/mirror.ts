@@ -8,14 +8,13 @@ export type MirrorOutcome = "written" | "cancelled" | "deleted";
 
 /**
  * Copies the run's summary into its D1 row, which run lists read. Each write carries the
- * object's next sequence number and lands only over an older one, so two writes in flight
+ * object's version and lands only over an older one, so two writes in flight
  * cannot leave the older summary behind. A row already `cancelled` (a cancel that reached
  * D1 before the run started) is not overwritten.
  */
-export async function mirrorRun(d1: D1Database, store: RunStore): Promise<MirrorOutcome> {
+export async function mirrorRun(d1: D1Database, store: RunStore, seq: number): Promise<MirrorOutcome> {
   const run = store.run();
   if (!run) return "written";
-  const seq = store.nextMirrorSeq();
   const db = createDb(d1);
   const written = await db
     .update(runs)

@@ -1,14 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
-import { FINISHED_RUN_STATUSES } from "../db/schema";
 import type { Env } from "../env";
 import type { ErrorDetail } from "../lib/errors";
 import { issuesToDetails } from "../lib/validate";
 import { ACTION_PARAMS, canonicalJson, paramsDigest, type ActionParams } from "./actions";
+import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
-import { RunEngine } from "./run-engine";
-import { RunStore, type ActionRow } from "./run-store";
-import type { RunSpec } from "./spec";
-import { toActionJson, toContactProgress, type ActionJson } from "./views";
+import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
+import { MIRROR_MAX_FAILURES, RunStore, type ActionRow } from "./run-store";
+import type { ContactSnapshot, RunSpec } from "./spec";
+import { runView, toActionJson, type ActionJson, type ContactsPage } from "./views";
 
 export type DecisionInput = { keyId: string; reason?: string; params?: ActionParams; digest?: string };
 export type DecisionResult =
@@ -25,55 +25,67 @@ export class RunObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#store = new RunStore(ctx.storage.sql);
-    this.#engine = new RunEngine(this.#store, env);
-    void ctx.blockConcurrencyWhile(async () => this.#store.migrate());
+    this.#store = new RunStore(ctx.storage);
+    this.#engine = new RunEngine(this.#store, env, (at) => this.#armBy(at));
   }
 
   /** Starts the run; a second start of the same run (a redelivered message) proposes nothing new. */
   async start(spec: RunSpec): Promise<{ started: boolean }> {
     if (this.#store.run()) {
-      // A first start that failed after storing the run (say, D1 refused the mirror) left no
-      // alarm and a stale D1 row: the retried message finishes it.
       await this.#settle();
       return { started: false };
     }
+    this.#store.migrate();
     this.#store.createRun(spec, Date.now());
     await this.#settle(true);
     return { started: true };
   }
 
-  /** Advances whatever is due (executions first, then proposals), then sets the next alarm. */
-  override async alarm(): Promise<void> {
+  /**
+   * Advances whatever is due (executions first, then proposals), mirrors the run to D1, and
+   * sets the next alarm. Passes never overlap, even when one is invoked directly while
+   * another is under way: each waits for the one before it.
+   */
+  override alarm(): Promise<void> {
+    // Before anything else: should this pass die anywhere, the run wakes again.
+    const watchdog = this.ctx.storage.setAlarm(Date.now() + LEASE_MS);
+    const pass = this.#pass.then(() => watchdog).then(() => this.#advance());
+    this.#pass = pass.catch(() => {});
+    return pass;
+  }
+
+  #pass: Promise<void> = Promise.resolve();
+
+  async #advance(): Promise<void> {
     const run = this.#store.run();
-    if (!run || FINISHED_RUN_STATUSES.includes(run.status)) return;
+    if (!run) return this.ctx.storage.deleteAlarm();
     const now = Date.now();
-    const moreActions = await this.#engine.executeDue(now);
-    const moreContacts = await this.#engine.proposeDue(now);
-    await this.#settle(moreActions || moreContacts);
-  }
-
-  view() {
-    const run = this.#store.run();
-    if (!run) return null;
-    const actions = Map.groupBy(this.#store.allActions(), (a) => a.contactId);
-    return {
-      status: run.status,
-      counts: this.#store.counts(),
-      started_at: run.startedAt,
-      completed_at: run.completedAt,
-      error: run.error,
-      contacts: this.#store.contacts().map((c) => toContactProgress(run.spec, c, actions.get(c.contactId) ?? [])),
-    };
-  }
-
-  async approve(contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {
-    const action = this.#store.action(contactId, index);
-    if (!action) return missing();
-    if (action.status !== "pending_approval") return repeat(action, "approve");
-    if (input.digest !== undefined && input.digest !== action.digest) {
-      return { ok: false, status: 409, code: "digest_mismatch", message: `The action's digest is ${action.digest}; it changed since you looked` };
+    let more = false;
+    if (!FINISHED_RUN_STATUSES.includes(run.status)) {
+      const executed = await this.#engine.executeDue(now);
+      const proposed = await this.#engine.proposeDue(now);
+      more = executed.more || proposed.more;
+      if (executed.handled + proposed.handled > 0) {
+        this.#engine.refreshStatus(Date.now());
+        this.#store.touch();
+      }
     }
+    await this.#mirror();
+    await this.#schedule(more);
+  }
+
+  /** One page of the run for the API: null when the run is not this workspace's or has not started. */
+  view(workspaceId: string, page: ContactsPage) {
+    const run = this.#store.run();
+    if (!run || run.spec.workspaceId !== workspaceId) return null;
+    return runView(this.#store, run, page);
+  }
+
+  async approve(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {
+    const found = this.#decidable(workspaceId, contactId, index, input.digest);
+    if (!found.ok) return found.result;
+    const { action } = found;
+    if (action.status !== "pending_approval") return repeat(action, "approve");
 
     // What is approved must be a valid action of its type, edited or not (a template can
     // render an empty body). Validated, not normalised: trims would rewrite untouched fields.
@@ -93,52 +105,79 @@ export class RunObject extends DurableObject<Env> {
 
     const now = Date.now();
     const decision = { kind: "approve" as const, by_key_id: input.keyId, reason: input.reason ?? null, edited };
-    const won = this.#store.transitionAction(contactId, index, ["pending_approval"], "approved", {
-      params,
-      originalParams: edited ? action.params : null,
-      digest,
-      decidedAt: now,
-      decision,
-    });
+    const won = this.#store.moveAction(contactId, index, "approved", { params, originalParams: edited ? action.params : null, digest, decidedAt: now, decision });
     if (!won) return repeat(this.#store.action(contactId, index)!, "approve");
 
     try {
       await this.#engine.execute(this.#store.action(contactId, index)!, now);
     } finally {
-      // Even if execution failed, the alarm is set to retry it and D1 hears of the decision.
+      // Even if execution failed, the alarm is set to retry it.
       await this.#settle();
     }
-    return { ok: true, action: toActionJson(this.#store.action(contactId, index)!) };
+    // Approved, but the contact left before it went out: nothing was done, so no success.
+    const after = this.#store.action(contactId, index)!;
+    if (after.status === "invalidated" || after.status === "cancelled" || after.status === "failed") return notPending(after, "approve");
+    return { ok: true, action: toActionJson(after) };
   }
 
-  async reject(contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {
-    const action = this.#store.action(contactId, index);
-    if (!action) return missing();
-    const now = Date.now();
-    const won = this.#store.transitionAction(contactId, index, ["pending_approval"], "rejected", {
-      decidedAt: now,
-      decision: { kind: "reject", by_key_id: input.keyId, reason: input.reason ?? null, edited: false },
-    });
-    if (!won) return repeat(this.#store.action(contactId, index)!, "reject");
+  async reject(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {
+    const found = this.#decidable(workspaceId, contactId, index, input.digest);
+    if (!found.ok) return found.result;
+    const decision = { kind: "reject" as const, by_key_id: input.keyId, reason: input.reason ?? null, edited: false };
+    if (!this.#store.moveAction(contactId, index, "rejected", { decidedAt: Date.now(), decision })) return repeat(this.#store.action(contactId, index)!, "reject");
     this.#engine.stopContact(contactId, "rejected");
     await this.#settle();
     return { ok: true, action: toActionJson(this.#store.action(contactId, index)!) };
   }
 
-  /** Stop conditions (reply, unsubscribe, bounce) for contacts of this run, where the playbook stops on them. */
+  /** The action a decision names, with its digest checked whatever its status (CONTRACT.md section 8). */
+  #decidable(workspaceId: string, contactId: string, index: number, digest: string | undefined) {
+    const run = this.#store.run();
+    const action = run?.spec.workspaceId === workspaceId ? this.#store.action(contactId, index) : null;
+    if (!run || !action) return { ok: false as const, result: missing(run ? "action" : "run") };
+    if (digest !== undefined && digest !== action.digest) {
+      const result: DecisionResult = { ok: false, status: 409, code: "digest_mismatch", message: `The action's digest is ${action.digest}; it changed since you looked` };
+      return { ok: false as const, result };
+    }
+    return { ok: true as const, action };
+  }
+
+  /**
+   * Stop conditions for contacts of this run: reply, unsubscribe, bounce, deletion. They
+   * stop the sequence whatever the playbook's `stop_on`; before the run starts they are
+   * kept and applied when it does.
+   */
   async stopContacts(signals: { contactId: string; reason: string }[]): Promise<number> {
     const run = this.#store.run();
-    if (!run || FINISHED_RUN_STATUSES.includes(run.status)) return 0;
-    const stopped = signals.filter(({ contactId, reason }) => run.spec.stopOn.includes(reason) && this.#engine.stopContact(contactId, reason)).length;
+    if (!run) {
+      this.#store.migrate();
+      for (const { contactId, reason } of signals) this.#store.rememberStop(contactId, reason);
+      return 0;
+    }
+    if (FINISHED_RUN_STATUSES.includes(run.status)) return 0;
+    const stopped = signals.filter(({ contactId, reason }) => this.#engine.stopContact(contactId, reason)).length;
     if (stopped > 0) await this.#settle();
     return stopped;
   }
 
-  async cancel(): Promise<{ cancelled: boolean }> {
+  /** New details of contacts of this run: actions written for an old address are proposed again. */
+  async contactsChanged(changes: { contactId: string; snapshot: ContactSnapshot }[]): Promise<number> {
     const run = this.#store.run();
-    if (!run || FINISHED_RUN_STATUSES.includes(run.status)) return { cancelled: false };
+    if (!run || FINISHED_RUN_STATUSES.includes(run.status)) return 0;
+    const changed = changes.filter(({ contactId, snapshot }) => this.#engine.contactChanged(contactId, snapshot)).length;
+    if (changed > 0) await this.#settle(true);
+    return changed;
+  }
+
+  /** Cancels the run; false when it has not started or has finished. */
+  async cancel(workspaceId: string): Promise<{ cancelled: boolean }> {
+    const run = this.#store.run();
+    if (!run || run.spec.workspaceId !== workspaceId || FINISHED_RUN_STATUSES.includes(run.status)) return { cancelled: false };
     this.#engine.cancel(Date.now());
-    await this.#settle();
+    this.#store.touch();
+    // Run lists read D1: a cancel shows there at once (and is retried by the alarm if D1 fails).
+    await this.#mirror();
+    await this.#schedule();
     return { cancelled: true };
   }
 
@@ -146,39 +185,74 @@ export class RunObject extends DurableObject<Env> {
   async destroy(): Promise<void> {
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
-    this.#store.migrate();
+    this.#store.forget();
   }
 
-  /** Records the run's status, mirrors it to D1 and sets the next alarm. */
+  /** Records the run's status and wakes the object for what is due, its D1 mirror included. No outside call. */
   async #settle(workRemains = false): Promise<void> {
+    this.#engine.refreshStatus(Date.now());
+    this.#store.touch();
+    await this.#schedule(workRemains);
+  }
+
+  async #schedule(workRemains = false): Promise<void> {
     const now = Date.now();
-    let status = this.#engine.refreshStatus(now);
-    const outcome = await mirrorRun(this.env.DB, this.#store);
-    if (outcome !== "written") {
-      // Cancelled in D1 while this run was starting, or deleted with its agent: stop here too.
-      this.#engine.cancel(now);
-      status = "cancelled";
-      if (outcome === "cancelled") await mirrorRun(this.env.DB, this.#store);
-    }
-    if (FINISHED_RUN_STATUSES.includes(status)) {
-      await this.ctx.storage.deleteAlarm();
-      return;
-    }
     const wake = workRemains ? now : this.#store.nextWakeAt();
     if (wake === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(Math.max(wake, now));
   }
+
+  async #armBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /**
+   * Copies the run's summary to its D1 row when it is behind. A failed write is retried with
+   * backoff by the alarm; nothing else waits on it.
+   */
+  async #mirror(): Promise<void> {
+    const state = this.#store.mirrorState();
+    if (state.version <= state.mirrorSeq || state.failures >= MIRROR_MAX_FAILURES || (state.retryAt ?? 0) > Date.now()) return;
+    let outcome;
+    try {
+      outcome = await mirrorRun(this.env.DB, this.#store, state.version);
+    } catch (error) {
+      const failures = state.failures + 1;
+      console.error(JSON.stringify({ level: "warn", message: "run mirror failed", run_id: this.#store.run()?.spec.runId, failures, error: String(error) }));
+      this.#store.mirrorFailed(failures < MIRROR_MAX_FAILURES ? Date.now() + retryDelay(failures) : null);
+      return;
+    }
+    this.#store.mirrored(state.version);
+    if (outcome === "written") return;
+    // Cancelled in D1 while this run was starting, or deleted with its agent: stop here too.
+    this.#engine.cancel(Date.now());
+    this.#store.touch();
+    // A deleted row takes no more writes; a cancelled one takes the cancelled summary next.
+    if (outcome === "deleted") this.#store.mirrored(this.#store.mirrorState().version);
+  }
 }
 
-const missing = (): DecisionResult => ({ ok: false, status: 404, code: "not_found", message: "No such action" });
+const missing = (what: "run" | "action"): DecisionResult => ({ ok: false, status: 404, code: "not_found", message: `No such ${what}` });
 
-/** Deciding an action again: the same decision is answered with the action, the other is a conflict. */
+function notPending(action: ActionRow, kind: "approve" | "reject"): DecisionResult {
+  return {
+    ok: false,
+    status: 409,
+    code: "action_not_pending",
+    message: `The action is ${action.status}; it can no longer be ${kind === "approve" ? "approved" : "rejected"}`,
+    details: [{ path: "status", message: action.status }],
+  };
+}
+
+/** Statuses an approved action moves through on its way to done. */
+const APPROVED_PATH = ["approved", "auto_approved", "scheduled", "running", "completed"];
+
+/**
+ * Deciding an action again: the same decision is answered with the action while it still
+ * stands (approved and on its way, or rejected); anything else is a conflict.
+ */
 function repeat(action: ActionRow, kind: "approve" | "reject"): DecisionResult {
-  const autoApproved = action.decision === null && AUTO_PATH.includes(action.status);
-  const same = kind === "approve" ? action.decision?.kind === "approve" || autoApproved : action.decision?.kind === "reject";
-  if (same) return { ok: true, action: toActionJson(action) };
-  return { ok: false, status: 409, code: "action_not_pending", message: `The action is ${action.status}; it can no longer be ${kind === "approve" ? "approved" : "rejected"}` };
+  const same = kind === "approve" ? APPROVED_PATH.includes(action.status) : action.status === "rejected";
+  return same ? { ok: true, action: toActionJson(action) } : notPending(action, kind);
 }
-
-/** Statuses an action reaches without a human decision when its step needs no approval. */
-const AUTO_PATH = ["auto_approved", "scheduled", "running", "completed"];

@@ -1,31 +1,25 @@
-import type { RunCounts, RunStatus } from "../db/schema";
 import type { ActionType } from "../schemas/agents";
 import type { ActionParams } from "./actions";
+import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
 import { MIGRATIONS, num, parse, toAction, toContact } from "./run-rows";
 import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
 
-export type ContactStatus = "pending" | "processing" | "awaiting_approval" | "waiting" | "completed" | "stopped" | "failed";
-export type ActionStatus =
-  | "pending_approval"
-  | "approved"
-  | "auto_approved"
-  | "rejected"
-  | "scheduled"
-  | "running"
-  | "completed"
-  | "failed"
-  | "cancelled"
-  | "invalidated";
 export type Decision = { kind: "approve" | "reject"; by_key_id: string | null; reason: string | null; edited: boolean };
 
 export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
 export type ContactRow = {
   position: number;
   contactId: string;
-  snapshot: ContactSnapshot;
+  /** Null when the contact was deleted before the run started. */
+  snapshot: ContactSnapshot | null;
   status: ContactStatus;
   currentStep: number;
+  /** Bumped when the current step must be proposed again (the contact's address changed). */
+  round: number;
   nextStepAt: number | null;
+  /** While a proposal is being made: when it may be taken over if its maker died. */
+  leaseUntil: number | null;
+  attempts: number;
   stopReason: string | null;
 };
 export type ActionRow = {
@@ -33,6 +27,7 @@ export type ActionRow = {
   index: number;
   stepId: string;
   stepIndex: number;
+  round: number;
   type: ActionType;
   status: ActionStatus;
   identityId: string | null;
@@ -44,21 +39,65 @@ export type ActionRow = {
   decidedAt: number | null;
   decision: Decision | null;
   scheduledFor: number | null;
+  leaseUntil: number | null;
+  attempts: number;
   executedAt: number | null;
   result: ActionParams | null;
   error: string | null;
 };
 
-export const TERMINAL_CONTACT: ContactStatus[] = ["completed", "stopped", "failed"];
-/** Actions a stop condition or a cancel takes back. */
-export const UNDONE: ActionStatus[] = ["pending_approval", "approved", "auto_approved", "scheduled"];
+type ContactFields = Partial<Pick<ContactRow, "currentStep" | "round" | "nextStepAt" | "leaseUntil" | "attempts" | "stopReason">>;
+type ActionFields = Partial<
+  Pick<ActionRow, "params" | "originalParams" | "digest" | "decidedAt" | "decision" | "scheduledFor" | "leaseUntil" | "attempts" | "executedAt" | "result" | "error">
+>;
 
-/** Typed access to one run's SQLite storage. Every method is synchronous: no interleaving. */
+const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
+const CONTACT_COLUMNS: Record<keyof ContactFields, [string, (v: never) => SqlStorageValue]> = {
+  currentStep: ["current_step", (v: number) => v],
+  round: ["round", (v: number) => v],
+  nextStepAt: ["next_step_at", (v: number | null) => v],
+  leaseUntil: ["lease_until", (v: number | null) => v],
+  attempts: ["attempts", (v: number) => v],
+  stopReason: ["stop_reason", (v: string | null) => v],
+};
+const ACTION_COLUMNS: Record<keyof ActionFields, [string, (v: never) => SqlStorageValue]> = {
+  params: ["params", json],
+  originalParams: ["original_params", json],
+  digest: ["digest", (v: string) => v],
+  decidedAt: ["decided_at", (v: number | null) => v],
+  decision: ["decision", json],
+  scheduledFor: ["scheduled_for", (v: number | null) => v],
+  leaseUntil: ["lease_until", (v: number | null) => v],
+  attempts: ["attempts", (v: number) => v],
+  executedAt: ["executed_at", (v: number | null) => v],
+  result: ["result", json],
+  error: ["error", (v: string | null) => v],
+};
+
+function assignments(fields: object, columns: Record<string, [string, (v: never) => SqlStorageValue]>) {
+  const entries = Object.entries(fields).filter(([key, value]) => value !== undefined && key in columns);
+  return { sets: entries.map(([key]) => `${columns[key]![0]} = ?`), values: entries.map(([key, value]) => columns[key]![1](value as never)) };
+}
+
+/**
+ * Typed access to one run's SQLite storage. Every method is synchronous, so nothing
+ * interleaves inside one; every status write is a compare-and-set from the states that
+ * may move to the new one (src/runs/machine.ts).
+ */
 export class RunStore {
   /** The plan never changes once a run starts: parsed once, not on every read. */
   #plan: RunPlan | undefined;
+  /** Whether this object has tables at all: an object nobody started stores nothing. */
+  #ready: boolean;
 
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(private readonly storage: DurableObjectStorage) {
+    this.#ready = this.sql.exec("SELECT 1 FROM sqlite_master WHERE name = '_schema'").toArray().length > 0;
+    if (this.#ready) this.migrate();
+  }
+
+  private get sql(): SqlStorage {
+    return this.storage.sql;
+  }
 
   migrate(): void {
     this.sql.exec("CREATE TABLE IF NOT EXISTS _schema (version INTEGER NOT NULL)");
@@ -67,14 +106,24 @@ export class RunStore {
       this.sql.exec(statement);
       this.sql.exec("INSERT INTO _schema (version) VALUES (?)", version + i + 1);
     });
+    this.#ready = true;
+  }
+
+  /** After `deleteAll()`: the object holds nothing again. */
+  forget(): void {
+    this.#ready = false;
+    this.#plan = undefined;
+  }
+
+  /** Runs `fn` as one storage transaction: all of its writes land, or none. */
+  atomically<T>(fn: () => T): T {
+    return this.storage.transactionSync(fn);
   }
 
   run(): RunRow | null {
+    if (!this.#ready) return null;
     const row = this.sql.exec("SELECT status, created_at, started_at, completed_at, error FROM run WHERE id = 1").toArray()[0];
-    if (!row) {
-      this.#plan = undefined;
-      return null;
-    }
+    if (!row) return null;
     this.#plan ??= parse<RunPlan>(this.sql.exec("SELECT spec FROM run WHERE id = 1").one().spec);
     return {
       spec: this.#plan,
@@ -88,31 +137,55 @@ export class RunStore {
 
   createRun(spec: RunSpec, now: number): void {
     // The contacts live in their own table; the run row keeps the rest of the spec.
-    const { contacts: _contacts, ...plan } = spec;
-    this.sql.exec("INSERT INTO run (id, spec, status, created_at, started_at) VALUES (1, ?, 'running', ?, ?)", JSON.stringify(plan), now, now);
-    spec.contacts.forEach((contact, position) => {
-      const unsubscribed = contact.unsubscribed;
-      this.sql.exec(
-        "INSERT INTO contacts (position, contact_id, snapshot, status, current_step, next_step_at, stop_reason) VALUES (?, ?, ?, ?, 0, ?, ?)",
-        position,
-        contact.id,
-        JSON.stringify(contact),
-        unsubscribed ? "stopped" : "pending",
-        unsubscribed ? null : now + stepWait(spec, 0),
-        unsubscribed ? "unsubscribe" : null,
-      );
+    const { contacts, ...plan } = spec;
+    const early = new Map(this.sql.exec("SELECT contact_id, reason FROM early_stops").toArray().map((r) => [r.contact_id as string, r.reason as string]));
+    this.atomically(() => {
+      this.sql.exec("INSERT INTO run (id, spec, status, created_at, started_at) VALUES (1, ?, 'running', ?, ?)", JSON.stringify(plan), now, now);
+      for (const contact of contacts) {
+        // Stopped before the run started: deleted, unsubscribed, bounced or replied since the trigger.
+        const stop = contact.stop ?? early.get(contact.id) ?? null;
+        this.sql.exec(
+          "INSERT INTO contacts (position, contact_id, snapshot, status, current_step, next_step_at, stop_reason) VALUES (?, ?, ?, ?, 0, ?, ?)",
+          contact.position,
+          contact.id,
+          json(contact.snapshot),
+          stop ? "stopped" : "pending",
+          stop ? null : now + stepWait(spec, 0),
+          stop,
+        );
+      }
+      this.sql.exec("DELETE FROM early_stops");
     });
   }
 
-  /** The next number for a D1 summary write, taken synchronously so writes are ordered. */
-  nextMirrorSeq(): number {
-    return Number(this.sql.exec("UPDATE run SET mirror_seq = mirror_seq + 1 WHERE id = 1 RETURNING mirror_seq").one().mirror_seq);
+  /** A stop signal for a run whose object has not started yet: applied by `createRun`. */
+  rememberStop(contactId: string, reason: string): void {
+    this.sql.exec("INSERT INTO early_stops (contact_id, reason) VALUES (?, ?) ON CONFLICT DO NOTHING", contactId, reason);
   }
 
+  /** Records that something changed: the D1 mirror is behind until `mirrored(version)`. */
+  touch(): void {
+    this.sql.exec("UPDATE run SET version = version + 1, mirror_retry_at = NULL, mirror_failures = 0 WHERE id = 1");
+  }
+
+  mirrorState(): { version: number; mirrorSeq: number; retryAt: number | null; failures: number } {
+    const row = this.sql.exec("SELECT version, mirror_seq, mirror_retry_at, mirror_failures FROM run WHERE id = 1").one();
+    return { version: Number(row.version), mirrorSeq: Number(row.mirror_seq), retryAt: num(row.mirror_retry_at), failures: Number(row.mirror_failures) };
+  }
+
+  mirrored(version: number): void {
+    this.sql.exec("UPDATE run SET mirror_seq = max(mirror_seq, ?), mirror_failures = 0, mirror_retry_at = NULL WHERE id = 1", version);
+  }
+
+  mirrorFailed(retryAt: number | null): void {
+    this.sql.exec("UPDATE run SET mirror_failures = mirror_failures + 1, mirror_retry_at = ? WHERE id = 1", retryAt);
+  }
+
+  /** Compare-and-set on the run's status. */
   setRunStatus(status: RunStatus, now: number, error: string | null = null): void {
     const finished = ["completed", "failed", "cancelled"].includes(status);
     this.sql.exec(
-      "UPDATE run SET status = ?, error = coalesce(?, error), completed_at = CASE WHEN ? THEN coalesce(completed_at, ?) ELSE NULL END WHERE id = 1",
+      "UPDATE run SET status = ?, error = coalesce(?, error), completed_at = CASE WHEN ? THEN coalesce(completed_at, ?) ELSE NULL END WHERE id = 1 AND status NOT IN ('completed', 'failed', 'cancelled')",
       status,
       error,
       finished ? 1 : 0,
@@ -129,24 +202,52 @@ export class RunStore {
     return this.sql.exec("SELECT * FROM contacts ORDER BY position").toArray().map(toContact);
   }
 
-  /** Contacts whose next step is due, oldest first. */
+  /** One page of contacts in trigger order, optionally of one status, and how many match. */
+  contactsPage(offset: number, limit: number, status?: ContactStatus): { rows: ContactRow[]; total: number } {
+    const where = status ? "WHERE status = ?" : "";
+    const args = status ? [status] : [];
+    const rows = this.sql.exec(`SELECT * FROM contacts ${where} ORDER BY position LIMIT ? OFFSET ?`, ...args, limit, offset).toArray().map(toContact);
+    const total = Number(this.sql.exec(`SELECT count(*) AS n FROM contacts ${where}`, ...args).one().n);
+    return { rows, total };
+  }
+
+  contactCount(): number {
+    return Number(this.sql.exec("SELECT count(*) AS n FROM contacts").one().n);
+  }
+
+  /** Contacts whose next step is due, and proposals whose maker's lease lapsed; oldest first. */
   dueContacts(now: number, limit: number): ContactRow[] {
     return this.sql
-      .exec("SELECT * FROM contacts WHERE status IN ('pending', 'waiting') AND next_step_at <= ? ORDER BY next_step_at, position LIMIT ?", now, limit)
+      .exec(
+        `SELECT * FROM contacts WHERE (status IN ('pending', 'waiting') AND next_step_at <= ?)
+           OR (status = 'processing' AND lease_until <= ?) ORDER BY coalesce(next_step_at, lease_until), position LIMIT ?`,
+        now,
+        now,
+        limit,
+      )
       .toArray()
       .map(toContact);
   }
 
-  /** Writes only the given fields: no read of the row (and its snapshot) first. */
-  updateContact(contactId: string, fields: Partial<Pick<ContactRow, "status" | "currentStep" | "nextStepAt" | "stopReason">>): void {
-    const columns = { status: "status", currentStep: "current_step", nextStepAt: "next_step_at", stopReason: "stop_reason" } as const;
-    const entries = Object.entries(fields).filter(([, value]) => value !== undefined) as [keyof typeof columns, SqlStorageValue][];
-    if (entries.length === 0) return;
-    this.sql.exec(
-      `UPDATE contacts SET ${entries.map(([key]) => `${columns[key]} = ?`).join(", ")} WHERE contact_id = ?`,
-      ...entries.map(([, value]) => value),
+  /**
+   * Moves a contact to `to` and writes `fields`, only from a state that may move there
+   * (narrowed by `from`): false when a stop, a cancel or another step got there first.
+   */
+  moveContact(contactId: string, to: ContactStatus, fields: ContactFields = {}, from?: ContactStatus[]): boolean {
+    const sources = CONTACT.sources(to).filter((s) => !from || from.includes(s));
+    const { sets, values } = assignments(fields, CONTACT_COLUMNS);
+    const cursor = this.sql.exec(
+      `UPDATE contacts SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND status IN (${sources.map(() => "?").join(", ")})`,
+      to,
+      ...values,
       contactId,
+      ...sources,
     );
+    return cursor.rowsWritten > 0;
+  }
+
+  setSnapshot(contactId: string, snapshot: ContactSnapshot): void {
+    this.sql.exec("UPDATE contacts SET snapshot = ? WHERE contact_id = ?", JSON.stringify(snapshot), contactId);
   }
 
   action(contactId: string, index: number): ActionRow | null {
@@ -154,8 +255,8 @@ export class RunStore {
     return row ? toAction(row) : null;
   }
 
-  actionForStep(contactId: string, stepIndex: number): ActionRow | null {
-    const row = this.sql.exec("SELECT * FROM actions WHERE contact_id = ? AND step_index = ?", contactId, stepIndex).toArray()[0];
+  actionForStep(contactId: string, stepIndex: number, round: number): ActionRow | null {
+    const row = this.sql.exec("SELECT * FROM actions WHERE contact_id = ? AND step_index = ? AND round = ?", contactId, stepIndex, round).toArray()[0];
     return row ? toAction(row) : null;
   }
 
@@ -163,15 +264,23 @@ export class RunStore {
     return this.sql.exec("SELECT * FROM actions WHERE contact_id = ? ORDER BY idx", contactId).toArray().map(toAction);
   }
 
-  allActions(): ActionRow[] {
-    return this.sql.exec("SELECT * FROM actions ORDER BY contact_id, idx").toArray().map(toAction);
+  /** Every action of these contacts, in one read. */
+  actionsOfContacts(contactIds: string[]): ActionRow[] {
+    if (contactIds.length === 0) return [];
+    return this.sql
+      .exec(`SELECT actions.* FROM actions JOIN json_each(?) AS ids ON ids.value = actions.contact_id ORDER BY contact_id, idx`, JSON.stringify(contactIds))
+      .toArray()
+      .map(toAction);
   }
 
-  /** Approved actions ready to carry out: now, or at their scheduled time. */
+  /** Actions ready to carry out: approved, scheduled and due, or running under a lapsed lease. */
   dueActions(now: number, limit: number): ActionRow[] {
     return this.sql
       .exec(
-        "SELECT * FROM actions WHERE status IN ('approved', 'auto_approved') OR (status IN ('scheduled', 'running') AND coalesce(scheduled_for, 0) <= ?) ORDER BY proposed_at LIMIT ?",
+        `SELECT * FROM actions WHERE status IN ('approved', 'auto_approved')
+           OR (status = 'scheduled' AND scheduled_for <= ?) OR (status = 'running' AND coalesce(lease_until, 0) <= ?)
+         ORDER BY proposed_at LIMIT ?`,
+        now,
         now,
         limit,
       )
@@ -179,15 +288,16 @@ export class RunStore {
       .map(toAction);
   }
 
-  insertAction(action: Omit<ActionRow, "index">): ActionRow {
+  insertAction(action: Omit<ActionRow, "index" | "leaseUntil" | "attempts" | "originalParams" | "decidedAt" | "decision" | "scheduledFor" | "executedAt" | "result">): ActionRow {
     const index = Number(this.sql.exec("SELECT count(*) AS n FROM actions WHERE contact_id = ?", action.contactId).one().n);
     this.sql.exec(
-      `INSERT INTO actions (contact_id, idx, step_id, step_index, type, status, identity_id, params, reasoning, digest, proposed_at, error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO actions (contact_id, idx, step_id, step_index, round, type, status, identity_id, params, reasoning, digest, proposed_at, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       action.contactId,
       index,
       action.stepId,
       action.stepIndex,
+      action.round,
       action.type,
       action.status,
       action.identityId,
@@ -201,68 +311,60 @@ export class RunStore {
   }
 
   /**
-   * Moves an action from `from` to `to` and writes `fields`, only if it is still in `from`:
-   * the compare-and-set that lets exactly one of two racing decisions win.
+   * Moves an action to `to` and writes `fields`, only from a state that may move there
+   * (narrowed by `from`). Taking a `running` action again needs its lease lapsed by `now`.
    */
-  transitionAction(contactId: string, index: number, from: ActionStatus[], to: ActionStatus, fields: Partial<ActionRow> = {}): boolean {
-    const sets = ["status = ?"];
-    const values: SqlStorageValue[] = [to];
-    const columns: Record<string, [string, (v: unknown) => SqlStorageValue]> = {
-      params: ["params", (v) => JSON.stringify(v)],
-      originalParams: ["original_params", (v) => (v === null ? null : JSON.stringify(v))],
-      digest: ["digest", (v) => v as string],
-      decidedAt: ["decided_at", (v) => v as number | null],
-      decision: ["decision", (v) => (v === null ? null : JSON.stringify(v))],
-      scheduledFor: ["scheduled_for", (v) => v as number | null],
-      executedAt: ["executed_at", (v) => v as number | null],
-      result: ["result", (v) => (v === null ? null : JSON.stringify(v))],
-      error: ["error", (v) => v as string | null],
-    };
-    for (const [key, value] of Object.entries(fields)) {
-      const column = columns[key];
-      if (!column) continue;
-      sets.push(`${column[0]} = ?`);
-      values.push(column[1](value));
-    }
+  moveAction(contactId: string, index: number, to: ActionStatus, fields: ActionFields = {}, opts: { from?: ActionStatus[]; now?: number } = {}): boolean {
+    const sources = ACTION.sources(to).filter((s) => !opts.from || opts.from.includes(s));
+    const { sets, values } = assignments(fields, ACTION_COLUMNS);
+    const lapsed = to === "running" ? " AND (status <> 'running' OR coalesce(lease_until, 0) <= ?)" : "";
     const cursor = this.sql.exec(
-      `UPDATE actions SET ${sets.join(", ")} WHERE contact_id = ? AND idx = ? AND status IN (${from.map(() => "?").join(", ")})`,
+      `UPDATE actions SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND idx = ? AND status IN (${sources.map(() => "?").join(", ")})${lapsed}`,
+      to,
       ...values,
       contactId,
       index,
-      ...from,
+      ...sources,
+      ...(lapsed ? [opts.now ?? Date.now()] : []),
     );
     return cursor.rowsWritten > 0;
   }
 
   counts(): RunCounts {
-    const counts: RunCounts = { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 };
+    const counts = emptyCounts();
     for (const row of this.sql.exec("SELECT status, count(*) AS n FROM actions GROUP BY status")) {
-      const status = row.status as ActionStatus;
-      const bucket = status === "auto_approved" || status === "scheduled" || status === "running" ? "approved" : status;
-      if (bucket in counts) counts[bucket as keyof RunCounts] += Number(row.n);
+      counts[COUNT_BUCKET[row.status as ActionStatus]] += Number(row.n);
     }
     return counts;
   }
 
-  contactStatusCounts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const row of this.sql.exec("SELECT status, count(*) AS n FROM contacts GROUP BY status")) out[row.status as string] = Number(row.n);
+  contactStatusCounts(): Partial<Record<ContactStatus, number>> {
+    const out: Partial<Record<ContactStatus, number>> = {};
+    for (const row of this.sql.exec("SELECT status, count(*) AS n FROM contacts GROUP BY status")) out[row.status as ContactStatus] = Number(row.n);
     return out;
   }
 
-  /** The earliest time anything in this run is due, or null when nothing is. */
+  /** The earliest time anything in this run is due (its D1 mirror included), or null. */
   nextWakeAt(): number | null {
     const row = this.sql
       .exec(
-        `SELECT min(t) AS t FROM (
-           SELECT min(next_step_at) AS t FROM contacts WHERE status IN ('pending', 'waiting')
-           UNION ALL SELECT min(proposed_at) FROM actions WHERE status IN ('approved', 'auto_approved')
-           UNION ALL SELECT min(coalesce(scheduled_for, 0)) FROM actions WHERE status IN ('scheduled', 'running'))`,
+        `SELECT
+           (SELECT min(next_step_at) FROM contacts WHERE status IN ('pending', 'waiting')) AS step,
+           (SELECT min(lease_until) FROM contacts WHERE status = 'processing') AS proposal,
+           (SELECT min(proposed_at) FROM actions WHERE status IN ('approved', 'auto_approved')) AS approved,
+           (SELECT min(scheduled_for) FROM actions WHERE status = 'scheduled') AS scheduled,
+           (SELECT min(coalesce(lease_until, 0)) FROM actions WHERE status = 'running') AS running,
+           (SELECT coalesce(mirror_retry_at, 0) FROM run WHERE version > mirror_seq AND mirror_failures < ?) AS mirror`,
+        MIRROR_MAX_FAILURES,
       )
       .one();
-    return num(row.t);
+    const times = Object.values(row).flatMap((t) => (t === null ? [] : [Number(t)]));
+    return times.length > 0 ? Math.min(...times) : null;
   }
 }
+
+/** After this many failed D1 writes in a row the mirror waits for the run's next change. */
+export const MIRROR_MAX_FAILURES = 20;
 
 export const stepWait = (spec: RunPlan, stepIndex: number) => {
   const wait = spec.steps[stepIndex]?.wait;

@@ -1,6 +1,7 @@
 import type { toIdentityJson } from "../identities/identity-record";
 import type { AgentConfig } from "../agents/agent-record";
 import type { ActionType, Capability, LlmConfig, Step } from "../schemas/agents";
+import type { StopReason } from "./machine";
 
 /** What a run's builtin templates may refer to as `{{first_name}}` and friends. */
 export type ContactSnapshot = {
@@ -23,9 +24,14 @@ export type SenderSnapshot = Pick<
 
 export type RunStep = Step & { id: string };
 
+/** A contact as the run starts with it: stopped already when deleted, opted out or replied since the trigger. */
+export type StartContact = { id: string; position: number; snapshot: ContactSnapshot | null; stop: StopReason | null };
+
 /** Everything a run's Durable Object needs, fixed when the run starts. */
 export type RunSpec = {
   runId: string;
+  jobId: string;
+  trigger: "manual" | "schedule" | "event";
   workspaceId: string;
   /** When the run was triggered (ms): stop events from then on apply to it. */
   triggeredAt: number;
@@ -35,7 +41,7 @@ export type RunSpec = {
   stopOn: string[];
   llm: LlmConfig;
   sender: SenderSnapshot | null;
-  contacts: ContactSnapshot[];
+  contacts: StartContact[];
 };
 
 /** A run's spec without its contact list: what the run keeps beside its contacts table. */
@@ -58,8 +64,8 @@ export function effectiveSteps(agent: AgentConfig): RunStep[] | null {
   return [{ id: "step_1", action: DEFAULT_ACTION[first], require_approval: true } as RunStep];
 }
 
-/** Event types that end a contact's sequence, by the `stop_on` condition they answer. */
-export const STOP_EVENTS: Record<string, "reply" | "unsubscribe" | "bounce"> = {
+/** Event types that end a contact's sequence, and the `stop_reason` each gives. */
+export const STOP_EVENTS: Record<string, StopReason> = {
   "email.replied": "reply",
   "contact.unsubscribed": "unsubscribe",
   "email.bounced": "bounce",

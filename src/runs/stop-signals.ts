@@ -1,21 +1,52 @@
 import { and, eq, inArray } from "drizzle-orm";
+import type { ContactRow } from "../contacts/contact-record";
 import type { Db } from "../db/client";
 import { runContacts, runs } from "../db/schema";
-import type { Env } from "../env";
+import type { Env, SignalMessage } from "../env";
 import { batchRead, chunk, D1_MAX_PARAMS } from "../lib/d1";
+import { ACTIVE_RUN_STATUSES, type StopReason } from "./machine";
 import { runStub } from "./run-stub";
-import { STOP_EVENTS } from "./spec";
+import { STOP_EVENTS, type ContactSnapshot } from "./spec";
+
+/** Runs told directly, in parallel, from the request; a contact in more runs than this is signalled through the queue. */
+export const INLINE_SIGNAL_RUNS = 20;
+
+export type ContactSignals = {
+  stops?: { contactId: string; reason: StopReason }[];
+  changes?: { contactId: string; snapshot: ContactSnapshot }[];
+};
+
+/** What the run object keeps of a contact, from its D1 row. */
+export const snapshotOf = (c: ContactRow): ContactSnapshot => ({
+  id: c.id,
+  email: c.email,
+  first_name: c.firstName,
+  last_name: c.lastName,
+  company: c.company,
+  job_title: c.jobTitle,
+  lifecycle_stage: c.lifecycleStage,
+  linkedin_url: c.linkedinUrl,
+  unsubscribed: c.unsubscribed,
+});
+
+/** Stop events (reply, unsubscribe, bounce) recorded for contacts: their sequences stop. */
+export async function signalStops(db: Db, env: Env, workspaceId: string, events: { contactId: string; type: string }[]): Promise<void> {
+  const stops = events.flatMap((e) => (STOP_EVENTS[e.type] ? [{ contactId: e.contactId, reason: STOP_EVENTS[e.type]! }] : []));
+  await signalContacts(db, env, workspaceId, { stops });
+}
 
 /**
- * Tells every active run that holds one of these contacts that it replied, unsubscribed or
- * bounced: one call per run, whatever the number of contacts. Each run decides by its
- * playbook's `stop_on`. Failures are logged, not raised: the events are stored already, and
- * executors re-check every contact before they send.
+ * Tells every active run that holds these contacts (queued ones included: their objects
+ * keep the signal until they start) that they stopped or changed: one call per run, made
+ * in parallel, or one queue message per run when there are more than INLINE_SIGNAL_RUNS.
+ * Failures are logged, not raised: the change is stored already, and executors re-check
+ * every contact in the same statement that sends.
  */
-export async function signalStops(db: Db, env: Env, workspaceId: string, signals: { contactId: string; type: string }[]): Promise<void> {
-  const relevant = signals.filter((s) => STOP_EVENTS[s.type]);
-  if (relevant.length === 0) return;
-  const contactIds = [...new Set(relevant.map((s) => s.contactId))];
+export async function signalContacts(db: Db, env: Env, workspaceId: string, signals: ContactSignals): Promise<void> {
+  const stops = signals.stops ?? [];
+  const changes = signals.changes ?? [];
+  const contactIds = [...new Set([...stops, ...changes].map((s) => s.contactId))];
+  if (contactIds.length === 0) return;
   const holders = await batchRead(
     db,
     chunk(contactIds, D1_MAX_PARAMS - 10).map((part) =>
@@ -23,18 +54,30 @@ export async function signalStops(db: Db, env: Env, workspaceId: string, signals
         .select({ runId: runContacts.runId, contactId: runContacts.contactId })
         .from(runContacts)
         .innerJoin(runs, eq(runs.id, runContacts.runId))
-        .where(and(inArray(runContacts.contactId, part), eq(runs.workspaceId, workspaceId), inArray(runs.status, ["running", "awaiting_approval"]))),
+        .where(and(inArray(runContacts.contactId, part), eq(runs.workspaceId, workspaceId), inArray(runs.status, ACTIVE_RUN_STATUSES))),
     ),
   );
-  const byRun = Map.groupBy(holders, (h) => h.runId);
-  const results = await Promise.allSettled(
-    [...byRun].map(([runId, held]) => {
-      const contacts = new Set(held.map((h) => h.contactId));
-      const stops = relevant.filter((s) => contacts.has(s.contactId)).map((s) => ({ contactId: s.contactId, reason: STOP_EVENTS[s.type]! }));
-      return runStub(env, runId).stopContacts(stops);
-    }),
-  );
-  for (const result of results) {
-    if (result.status === "rejected") console.error(JSON.stringify({ level: "error", message: "stop signal not delivered", error: String(result.reason) }));
+  const messages: SignalMessage[] = [...Map.groupBy(holders, (h) => h.runId)].map(([runId, held]) => {
+    const ids = new Set(held.map((h) => h.contactId));
+    return { kind: "signal", run_id: runId, stops: stops.filter((s) => ids.has(s.contactId)), changes: changes.filter((s) => ids.has(s.contactId)) };
+  });
+  try {
+    if (messages.length > INLINE_SIGNAL_RUNS) {
+      await Promise.all(chunk(messages, 100).map((part) => env.RUN_QUEUE.sendBatch(part.map((body) => ({ body })))));
+      return;
+    }
+    const results = await Promise.allSettled(messages.map((m) => deliverSignal(env, m)));
+    for (const result of results) if (result.status === "rejected") logFailure(result.reason);
+  } catch (error) {
+    logFailure(error);
   }
 }
+
+/** One run's signals, straight to its object. */
+export async function deliverSignal(env: Env, message: SignalMessage): Promise<void> {
+  const stub = runStub(env, message.run_id);
+  if (message.stops.length > 0) await stub.stopContacts(message.stops);
+  if (message.changes.length > 0) await stub.contactsChanged(message.changes);
+}
+
+const logFailure = (error: unknown) => console.error(JSON.stringify({ level: "error", message: "contact signal not delivered", error: String(error) }));

@@ -1,7 +1,16 @@
 import { iso } from "../lib/time";
+import type { ContactStatus } from "./machine";
+import type { ActionRow, ContactRow, RunRow, RunStore } from "./run-store";
 import type { RunPlan } from "./spec";
-import type { ActionRow, ContactRow } from "./run-store";
 
+/** Which contacts of a run to show: a page in trigger order, optionally of one status. */
+export type ContactsPage = { offset: number; limit: number; status?: ContactStatus };
+
+/**
+ * A page stops growing once its contacts' JSON passes this many bytes (it always holds at
+ * least one contact), so no answer grows with what was stored; the rest is on the next page.
+ */
+export const PAGE_BUDGET_BYTES = 1024 * 1024;
 
 /** The action object of CONTRACT.md section 4. */
 export function toActionJson(a: ActionRow) {
@@ -21,6 +30,7 @@ export function toActionJson(a: ActionRow) {
       ? { type: a.decision.kind, by_key_id: a.decision.by_key_id, reason: a.decision.reason, edited: a.decision.edited }
       : null,
     scheduled_for: iso(a.scheduledFor),
+    attempts: a.attempts,
     executed_at: iso(a.executedAt),
     result: a.result,
     error: a.error,
@@ -41,3 +51,37 @@ export function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionR
     actions: actions.map(toActionJson),
   };
 }
+export type ContactProgress = ReturnType<typeof toContactProgress>;
+
+/** The run's summary and one budgeted page of its contacts, as the run object answers it. */
+export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
+  const { spec } = run;
+  const { rows, total } = store.contactsPage(page.offset, page.limit, page.status);
+  const actions = Map.groupBy(store.actionsOfContacts(rows.map((r) => r.contactId)), (a) => a.contactId);
+  const contacts: ContactProgress[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const entry = toContactProgress(spec, row, actions.get(row.contactId) ?? []);
+    bytes += JSON.stringify(entry).length;
+    if (contacts.length > 0 && bytes > PAGE_BUDGET_BYTES) break;
+    contacts.push(entry);
+  }
+  const next = page.offset + contacts.length;
+  return {
+    id: spec.runId,
+    job_id: spec.jobId,
+    agent_id: spec.agentId,
+    status: run.status,
+    trigger: spec.trigger,
+    contact_count: page.status ? store.contactCount() : total,
+    counts: store.counts(),
+    created_at: iso(spec.triggeredAt)!,
+    started_at: iso(run.startedAt),
+    completed_at: iso(run.completedAt),
+    error: run.error,
+    contacts_total: total,
+    contacts_next_offset: next < total ? next : null,
+    contacts,
+  };
+}
+export type RunView = ReturnType<typeof runView>;

@@ -38,8 +38,8 @@ export const LIFECYCLE_STAGES = [
 export const LifecycleStage = z.enum(LIFECYCLE_STAGES);
 
 /** Digits only: `""`, `0x10`, `1e3` and ` 5` stay strings and fail the integer check. */
-const decimal = (value: unknown) => (typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : value);
-const WHOLE = { error: (issue: { code?: string }) => (issue.code === "invalid_type" ? "Must be a whole number" : undefined) };
+export const decimal = (value: unknown) => (typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : value);
+export const WHOLE = { error: (issue: { code?: string }) => (issue.code === "invalid_type" ? "Must be a whole number" : undefined) };
 
 /** Standard list paging: strict bounds, a 400 rather than a silent clamp. */
 export const Pagination = z.strictObject({

@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { RUN_STATUSES } from "../db/schema";
-import { ListMeta, Pagination, Timestamp } from "./common";
+import { ACTION, CONTACT, RUN_STATUSES } from "../runs/machine";
+import { SKIP_REASONS } from "../runs/eligibility";
+import { decimal, ListMeta, Pagination, Timestamp, WHOLE } from "./common";
 
 export const TriggerBody = z
   .strictObject({
@@ -14,7 +15,17 @@ export const TriggerBody = z
   })
   .meta({ id: "TriggerRun" });
 
-export const TriggerResult = z.object({ status: z.literal("success"), job_id: z.string(), run_id: z.string() });
+export const TriggerResult = z
+  .object({
+    status: z.literal("success"),
+    job_id: z.string(),
+    run_id: z.string(),
+    contact_count: z.int(),
+    skipped: z
+      .array(z.object({ contact_id: z.string(), reason: z.enum(SKIP_REASONS) }))
+      .meta({ description: "Contacts left out and why (the first reason that applies, in this enum's order); at most 1000" }),
+  })
+  .meta({ id: "TriggerResult" });
 
 export const RunParams = z.strictObject({ runId: z.string().max(64) });
 export const ActionParamsPath = z.strictObject({
@@ -30,11 +41,30 @@ export const ApproveBody = z
     digest: z.string().max(100).optional().meta({ description: "The digest you reviewed; 409 digest_mismatch if the action changed" }),
   })
   .meta({ id: "ApproveAction" });
-export const RejectBody = z.strictObject({ reason: z.string().max(2000).optional() }).meta({ id: "RejectAction" });
+export const RejectBody = z
+  .strictObject({
+    reason: z.string().max(2000).optional(),
+    digest: z.string().max(100).optional().meta({ description: "The digest you reviewed; 409 digest_mismatch if the action changed" }),
+  })
+  .meta({ id: "RejectAction" });
+
+export const RunViewQuery = z.strictObject({
+  contacts_limit: z.preprocess(decimal, z.int(WHOLE).min(1).max(1000).default(100)).meta({ description: "Contacts per page (1-1000)" }),
+  contacts_offset: z.preprocess(decimal, z.int(WHOLE).min(0).default(0)),
+  contact_status: z.enum(CONTACT.statuses).optional().meta({ description: "Only contacts in this status" }),
+});
 
 export const ListRunsQuery = Pagination.extend({ status: z.enum(RUN_STATUSES).optional() });
 
-const Counts = z.object({ pending_approval: z.int(), approved: z.int(), rejected: z.int(), completed: z.int(), failed: z.int() });
+const Counts = z.object({
+  pending_approval: z.int(),
+  approved: z.int(),
+  rejected: z.int(),
+  completed: z.int(),
+  failed: z.int(),
+  invalidated: z.int(),
+  cancelled: z.int(),
+});
 
 export const Run = z
   .object({
@@ -57,7 +87,7 @@ export const Action = z
     index: z.int(),
     step_id: z.string(),
     type: z.string(),
-    status: z.enum(["pending_approval", "approved", "auto_approved", "rejected", "scheduled", "running", "completed", "failed", "cancelled", "invalidated"]),
+    status: z.enum(ACTION.statuses),
     identity_id: z.string().nullable(),
     params: z.record(z.string(), z.json()),
     original_params: z.record(z.string(), z.json()).optional(),
@@ -67,6 +97,7 @@ export const Action = z
     decided_at: Timestamp.nullable(),
     decision: z.object({ type: z.enum(["approve", "reject"]), by_key_id: z.string().nullable(), reason: z.string().nullable(), edited: z.boolean() }).nullable(),
     scheduled_for: Timestamp.nullable(),
+    attempts: z.int().meta({ description: "Executions tried so far" }),
     executed_at: Timestamp.nullable(),
     result: z.record(z.string(), z.json()).nullable(),
     error: z.string().nullable(),
@@ -86,7 +117,7 @@ export const RunContact = z
         lifecycle_stage: z.string().nullable(),
       })
       .nullable(),
-    status: z.enum(["pending", "processing", "awaiting_approval", "waiting", "completed", "stopped", "failed"]),
+    status: z.enum(CONTACT.statuses),
     current_step: z.int().nullable(),
     current_step_id: z.string().nullable(),
     next_step_at: Timestamp.nullable(),
@@ -96,7 +127,16 @@ export const RunContact = z
   .meta({ id: "RunContact" });
 
 export const RunList = z.object({ status: z.literal("success"), runs: z.array(Run), ...ListMeta });
-export const RunDetail = z.object({ status: z.literal("success"), run: Run.extend({ contacts: z.array(RunContact) }) });
+export const RunDetail = z.object({
+  status: z.literal("success"),
+  run: Run.extend({
+    contacts: z.array(RunContact),
+    contacts_total: z.int().meta({ description: "Contacts matching contact_status (all of them without it)" }),
+    contacts_limit: z.int(),
+    contacts_offset: z.int(),
+    contacts_next_offset: z.int().nullable().meta({ description: "Where the next page starts; null on the last page. A page also ends early at about 1 MB." }),
+  }),
+});
 export const RunEnvelope = z.object({ status: z.literal("success"), run: Run });
 export const ActionEnvelope = z.object({ status: z.literal("success"), action: Action });
 
