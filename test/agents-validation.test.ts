@@ -162,6 +162,7 @@ describe("monitoring", () => {
     expect((await accepts({ monitoring: { timezone: "America/New_York" } })).monitoring).toEqual({
       timezone: "America/New_York",
       max_contacts_per_run: 50,
+      cooldown_days: 30,
     });
   });
 
@@ -170,6 +171,14 @@ describe("monitoring", () => {
   it("accepts max_contacts_per_run 1 and 1000", async () => {
     await accepts({ monitoring: { max_contacts_per_run: 1 } });
     await accepts({ monitoring: { max_contacts_per_run: 1000 } });
+  });
+
+  it.each([-1, 366, 1.5, "30", null])("rejects cooldown_days %j", async (days) => {
+    await rejects({ monitoring: { cooldown_days: days } }, "monitoring.cooldown_days");
+  });
+  it("accepts cooldown_days 0 (off) and 365", async () => {
+    expect((await accepts({ monitoring: { cooldown_days: 0 } })).monitoring.cooldown_days).toBe(0);
+    expect((await accepts({ monitoring: { cooldown_days: 365 } })).monitoring.cooldown_days).toBe(365);
   });
 
   it("rejects a filter with an unknown lifecycle stage", () =>

@@ -31,7 +31,7 @@ describe("POST /v1/agents", () => {
         playbook: null,
         capabilities: [],
         identity_id: null,
-        monitoring: { timezone: "UTC", max_contacts_per_run: 50 },
+        monitoring: { timezone: "UTC", max_contacts_per_run: 50, cooldown_days: 30 },
         llm_config: { provider: "builtin" },
         enabled: false,
         created_at: expect.stringMatching(ISO_MS),
@@ -79,7 +79,7 @@ describe("POST /v1/agents", () => {
           { ...body.playbook.steps[1], id: "step_2" },
         ],
       },
-      monitoring: { ...body.monitoring, filter: { ...body.monitoring.filter, event: { type: "page_view", min_count: 1 } } },
+      monitoring: { ...body.monitoring, filter: { ...body.monitoring.filter, event: { type: "page_view", min_count: 1 } }, cooldown_days: 30 },
       created_at: expect.stringMatching(ISO_MS),
       updated_at: expect.stringMatching(ISO_MS),
       last_run_at: null,
@@ -243,7 +243,7 @@ describe("playbook templates", () => {
       expect(step.require_approval).toBe(true);
     }
     expect(new Set(steps.map((s) => s.id)).size).toBe(3);
-    expect(agent.monitoring).toMatchObject({ timezone: "UTC", max_contacts_per_run: 50 });
+    expect(agent.monitoring).toMatchObject({ timezone: "UTC", max_contacts_per_run: 50, cooldown_days: 30 });
   });
 
   it("pricing_visitor_followup fills one email step and a pricing page-view filter", async () => {
@@ -256,6 +256,7 @@ describe("playbook templates", () => {
       filter: { event: { type: "page_view", url_contains: "/pricing", min_count: 2, within_days: 7 } },
       timezone: "UTC",
       max_contacts_per_run: 50,
+      cooldown_days: 30,
     });
   });
 
@@ -275,7 +276,7 @@ describe("playbook templates", () => {
       steps: [{ id: "only", action: "create_note", require_approval: true }],
       stop_on: DEFAULT_STOP_ON,
     });
-    expect(agent.monitoring).toStrictEqual({ timezone: "UTC", max_contacts_per_run: 10 });
+    expect(agent.monitoring).toStrictEqual({ timezone: "UTC", max_contacts_per_run: 10, cooldown_days: 30 });
   });
 
   it("keeps the template's playbook under explicit capabilities that cover it", async () => {
@@ -316,7 +317,7 @@ describe("PATCH /v1/agents/:id", () => {
     });
     const res = await patch(key, agent.id, { monitoring: { max_contacts_per_run: 5 } });
     expect(res.status).toBe(200);
-    expect(res.body.agent.monitoring).toStrictEqual({ timezone: "UTC", max_contacts_per_run: 5 });
+    expect(res.body.agent.monitoring).toStrictEqual({ timezone: "UTC", max_contacts_per_run: 5, cooldown_days: 30 });
   });
 
   it("replaces llm_config whole", async () => {
@@ -364,7 +365,7 @@ describe("PATCH /v1/agents/:id", () => {
     expect(res.body.agent.playbook_template).toBe("cold_outreach");
     expect(res.body.agent.capabilities).toEqual(["email", "linkedin"]);
     expect(res.body.agent.playbook.steps.map((s: Json) => s.action)).toEqual(["email_message", "linkedin_connection", "email_message"]);
-    expect(res.body.agent.monitoring).toStrictEqual({ timezone: "UTC", max_contacts_per_run: 7 });
+    expect(res.body.agent.monitoring).toStrictEqual({ timezone: "UTC", max_contacts_per_run: 7, cooldown_days: 30 });
   });
 
   it("validates the body like create does", async () => {

@@ -121,12 +121,17 @@ describe("default targeting (no contact_ids)", () => {
     expect(new Set(await runContactIds(key, res.body.run_id))).toEqual(new Set([never!.id, longAgo!.id]));
   });
 
-  it("never selects unsubscribed or bounced contacts, even when they match the filter", async () => {
+  it("never selects unsubscribed or bounced contacts, even when they match the filter, and reports them skipped", async () => {
     const { key, agent } = await targetingAgent({ lifecycle_stage: ["lead"] });
     const [plain, unsubscribed, bounced] = await makeContacts(key, 3, (i) => ({ lifecycle_stage: "lead", unsubscribed: i === 1 }));
     await sendEvents(key, [{ contact_id: bounced!.id, type: "email.bounced", occurred_at: daysAgo(200) }]);
     const res = await trigger(key, agent.id);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ contact_count: 1 });
+    expect(res.body.skipped).toEqual([
+      { contact_id: bounced!.id, reason: "bounced" },
+      { contact_id: unsubscribed!.id, reason: "unsubscribed" },
+    ]);
     expect(await runContactIds(key, res.body.run_id)).toEqual([plain!.id]);
     const stored = await db().query.contacts.findFirst({ where: eq(contacts.id, unsubscribed!.id) });
     expect(stored!.unsubscribed).toBe(true);
@@ -148,12 +153,13 @@ describe("default targeting (no contact_ids)", () => {
     const newest = made.map((c) => c.id as string).sort().reverse().slice(0, 3);
     const res = await trigger(key, agent.id);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ contact_count: 3, skipped: [] });
     expect(await runContactIds(key, res.body.run_id)).toEqual(newest);
     const row = await db().query.runs.findFirst({ where: eq(runs.id, res.body.run_id) });
     expect(row!.contactCount).toBe(3);
   });
 
-  it("answers 409 no_matching_contacts when nothing matches, and creates no run", async () => {
+  it("answers 409 no_matching_contacts when nothing matches at all, and creates no run", async () => {
     const { key, agent } = await targetingAgent({ lifecycle_stage: ["customer"] });
     await makeContacts(key, 2, () => ({ lifecycle_stage: "lead" }));
     expectError(await trigger(key, agent.id), 409, "no_matching_contacts");
@@ -161,6 +167,7 @@ describe("default targeting (no contact_ids)", () => {
   });
 
   it("evaluates the filter with indexes: contacts by an index, events by events_contact_type_time", async () => {
+    // Suppression is no longer part of the filter (eligibility checks it, to report it), so one events access.
     const { workspaceId } = await makeWorkspace();
     const filter = {
       lifecycle_stage: ["lead" as const],
@@ -182,7 +189,7 @@ describe("default targeting (no contact_ids)", () => {
     expect(contactAccess.length, details.join("\n")).toBeGreaterThan(0);
     for (const d of contactAccess) expect(d, details.join("\n")).toMatch(/^SEARCH contacts USING (COVERING )?INDEX contacts_workspace_/);
     const eventAccess = details.filter((d) => /\bevents\b/.test(d));
-    expect(eventAccess.length, details.join("\n")).toBe(2); // the bounce check and the event filter
+    expect(eventAccess.length, details.join("\n")).toBe(1);
     for (const d of eventAccess) expect(d, details.join("\n")).toMatch(/^SEARCH events USING (COVERING )?INDEX events_contact_type_time/);
   });
 });

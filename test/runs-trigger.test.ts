@@ -14,7 +14,7 @@ const paths = (body: Json) => (body.details as Json[]).map((d) => d.path);
 const runCount = async (key: string, agentId: string) => (await api(`/v1/agents/${agentId}/runs`, { key })).body.total as number;
 
 describe("POST /v1/agents/:id/trigger", () => {
-  it("answers 200 with job_id and run_id, and the run row is in D1 before the answer", async () => {
+  it("answers 200 with job_id, run_id, contact_count and skipped, and the run row is in D1 before the answer", async () => {
     const { key, workspaceId } = await makeWorkspace();
     const agent = await makeAgent(key);
     const [a, b] = await makeContacts(key, 2);
@@ -27,6 +27,8 @@ describe("POST /v1/agents/:id/trigger", () => {
       status: "success",
       job_id: expect.stringMatching(/^job_[0-9A-Z]{26}$/),
       run_id: expect.stringMatching(/^run_[0-9A-Z]{26}$/),
+      contact_count: 2,
+      skipped: [],
     });
     // The queue consumer may already have started it; what matters is that it was written first.
     expect(row).toMatchObject({ jobId: res.body.job_id, workspaceId, agentId: agent.id, trigger: "manual", contactCount: 2 });
@@ -148,7 +150,7 @@ describe("GET /v1/agents/runs/:runId", () => {
 
       expect((await db().query.runs.findFirst({ where: eq(runs.id, res.body.run_id) }))!.status).toBe("running");
       expect(run.status).toBe("awaiting_approval");
-      expect(run.counts).toEqual({ pending_approval: 1, approved: 0, rejected: 0, completed: 0, failed: 0 });
+      expect(run.counts).toEqual({ pending_approval: 1, approved: 0, rejected: 0, completed: 0, failed: 0, invalidated: 0, cancelled: 0 });
       expect(run.started_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     } finally {
       await env.DB.exec(`DROP TRIGGER ${guard}`);
@@ -160,10 +162,11 @@ describe("GET /v1/agents/:id/runs", () => {
   async function agentWithRuns(n: number) {
     const { key } = await makeWorkspace();
     const agent = await makeAgent(key, { capabilities: ["notes"] });
-    const [a] = await makeContacts(key, 1);
+    // One contact per run: a contact in an active run of the agent is not eligible for another.
+    const made = await makeContacts(key, n);
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
-      const { runId } = await triggerAndWait(key, agent.id, { contact_ids: [a!.id] }, proposed);
+      const { runId } = await triggerAndWait(key, agent.id, { contact_ids: [made[i]!.id] }, proposed);
       await waitForMirror(runId, (row) => row.status === "awaiting_approval");
       ids.push(runId);
     }
@@ -184,7 +187,7 @@ describe("GET /v1/agents/:id/runs", () => {
       status: "awaiting_approval",
       trigger: "manual",
       contact_count: 1,
-      counts: { pending_approval: 1, approved: 0, rejected: 0, completed: 0, failed: 0 },
+      counts: { pending_approval: 1, approved: 0, rejected: 0, completed: 0, failed: 0, invalidated: 0, cancelled: 0 },
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       started_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       completed_at: null,

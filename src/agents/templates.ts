@@ -41,7 +41,7 @@ export const TEMPLATES: Record<PlaybookTemplate, TemplateDefaults> = {
         },
       ],
     },
-    monitoring: { filter: { lifecycle_stage: ["lead"], not_contacted_within_days: 30 }, timezone: "UTC", max_contacts_per_run: 50 },
+    monitoring: { filter: { lifecycle_stage: ["lead"], not_contacted_within_days: 30 }, timezone: "UTC", max_contacts_per_run: 50, cooldown_days: 30 },
   },
   pricing_visitor_followup: {
     capabilities: ["email"],
@@ -66,6 +66,7 @@ export const TEMPLATES: Record<PlaybookTemplate, TemplateDefaults> = {
       schedule_cron: "0 * * * *",
       timezone: "UTC",
       max_contacts_per_run: 50,
+      cooldown_days: 30,
     },
   },
 };

@@ -1,19 +1,21 @@
-import { and, eq, gte, isNotNull, sql } from "drizzle-orm";
+import { and, eq, isNotNull, sql } from "drizzle-orm";
 import { configFromRow } from "../agents/agent-record";
 import type { Db } from "../db/client";
-import { agents, runs } from "../db/schema";
+import { agents } from "../db/schema";
 import type { Env } from "../env";
 import { cronMatches, parseCron } from "../lib/cron";
+import { isUniqueViolation } from "../lib/d1";
 import { wallClock } from "../lib/timezone";
 import { createRun } from "./create-run";
-import { generatorFor } from "./generators";
-import { effectiveSteps } from "./spec";
+import { eligibilityScope } from "./eligibility";
+import { readiness } from "./readiness";
 import { selectTargets } from "./targeting";
 
 /**
  * Starts a `schedule` run for every enabled agent whose `monitoring.schedule_cron` names
- * this minute in the agent's time zone. A minute that already has such a run is skipped,
- * so a cron event delivered twice starts nothing twice.
+ * this minute in the agent's time zone, for its eligible contacts. Each run claims its
+ * (agent, minute) slot in D1, so a cron event delivered twice, even concurrently, starts
+ * one run.
  */
 export async function runSchedules(db: Db, env: Env, now = Date.now()): Promise<string[]> {
   const minute = Math.floor(now / 60_000) * 60_000;
@@ -37,19 +39,31 @@ export async function runSchedules(db: Db, env: Env, now = Date.now()): Promise<
 
 async function startIfDue(db: Db, env: Env, agent: typeof agents.$inferSelect, minute: number): Promise<string | null> {
   const config = configFromRow(agent);
-  const { schedule_cron, timezone } = config.monitoring;
+  const { schedule_cron, timezone, filter, max_contacts_per_run } = config.monitoring;
   if (!schedule_cron || !cronMatches(parseCron(schedule_cron), wallClock(new Date(minute), timezone))) return null;
-  const steps = effectiveSteps(config);
-  if (!steps || !generatorFor(config.llm_config.provider)) return null;
+  const ready = readiness(config);
+  if (!ready.ok) {
+    console.warn(JSON.stringify({ level: "warn", message: "scheduled run skipped", agent_id: agent.id, code: ready.code, reason: ready.message }));
+    return null;
+  }
 
-  const [already] = await db
-    .select({ id: runs.id })
-    .from(runs)
-    .where(and(eq(runs.agentId, agent.id), eq(runs.trigger, "schedule"), gte(runs.createdAt, new Date(minute))))
-    .limit(1);
-  if (already) return null;
-  const contactIds = await selectTargets(db, agent.workspaceId, config.monitoring);
+  const scope = eligibilityScope(agent, config.monitoring, "default", minute);
+  const { contactIds } = await selectTargets(db, scope, filter ?? {}, max_contacts_per_run);
   if (contactIds.length === 0) return null;
-  const { runId } = await createRun(db, env, { workspaceId: agent.workspaceId, agentId: agent.id, config, steps, contactIds, trigger: "schedule" });
-  return runId;
+  try {
+    const { runId } = await createRun(db, env, {
+      workspaceId: agent.workspaceId,
+      agentId: agent.id,
+      config,
+      steps: ready.steps,
+      contactIds,
+      trigger: "schedule",
+      scheduleSlot: new Date(minute),
+    });
+    return runId;
+  } catch (error) {
+    // Another delivery of this minute's cron event started the run first.
+    if (isUniqueViolation(error)) return null;
+    throw error;
+  }
 }

@@ -1,16 +1,19 @@
-import { and, desc, eq, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { contains } from "../lib/sql";
 import { contacts, events } from "../db/schema";
-import type { Monitoring, MonitoringFilter } from "../schemas/agents";
+import type { MonitoringFilter } from "../schemas/agents";
+import { skipReason, type Eligibility, type EligibilityScope, type SkipReason } from "./eligibility";
 
 const DAY = 24 * 60 * 60 * 1000;
 
+/** At most this many skipped contacts are reported for one default-targeting trigger. */
+export const SKIPPED_LIMIT = 1000;
+
 /** SQL for `monitoring.filter` (CONTRACT.md section 3): members combine with AND. */
 export function filterConditions(workspaceId: string, filter: MonitoringFilter, now = Date.now()): SQL[] {
-  // Suppressed contacts never match: unsubscribed, or bounced at any time.
-  const bounced = sql`NOT EXISTS (SELECT 1 FROM ${events} WHERE ${events.contactId} = ${contacts.id} AND ${events.type} = 'email.bounced')`;
-  const conditions: SQL[] = [eq(contacts.workspaceId, workspaceId), eq(contacts.unsubscribed, false), bounced];
+  // Suppression (unsubscribed, bounced, ...) is eligibility's, so skipped matches can be reported.
+  const conditions: SQL[] = [eq(contacts.workspaceId, workspaceId)];
 
   if (filter.lifecycle_stage) conditions.push(inArray(contacts.lifecycleStage, filter.lifecycle_stage));
   for (const [name, value] of Object.entries(filter.properties ?? {})) {
@@ -36,13 +39,33 @@ export function filterConditions(workspaceId: string, filter: MonitoringFilter, 
   return conditions;
 }
 
-/** The agent's default targeting: its filter, newest contacts first, capped per run. */
-export async function selectTargets(db: Db, workspaceId: string, monitoring: Monitoring): Promise<string[]> {
-  const rows = await db
-    .select({ id: contacts.id })
-    .from(contacts)
-    .where(and(...filterConditions(workspaceId, monitoring.filter ?? {})))
-    .orderBy(desc(contacts.id))
-    .limit(monitoring.max_contacts_per_run);
-  return rows.map((row) => row.id);
+/**
+ * The agent's default targeting as one statement: up to `max` eligible matches of the
+ * filter, newest first, and the matches it passed over on the way (every skipped match
+ * when fewer than `max` are eligible), newest first, at most SKIPPED_LIMIT.
+ */
+export function targetsQuery(db: Db, scope: EligibilityScope, filter: MonitoringFilter, max: number) {
+  const matched = and(...filterConditions(scope.workspaceId, filter, scope.now));
+  // `matched` is inlined into both readers, so the eligible scan stops after `max` rows and
+  // the skipped scan at the last pick; `picked` is read twice and so computed once.
+  return db.all<{ id: string; reason: SkipReason | null }>(sql`
+    WITH matched AS NOT MATERIALIZED (SELECT ${contacts.id} AS id, ${skipReason(scope)} AS reason FROM ${contacts} WHERE ${matched}),
+    picked AS (SELECT id FROM matched WHERE reason IS NULL ORDER BY id DESC LIMIT ${max})
+    SELECT id, NULL AS reason FROM picked
+    UNION ALL
+    SELECT * FROM (
+      SELECT id, reason FROM matched
+      WHERE reason IS NOT NULL AND id > (SELECT CASE WHEN count(*) = ${max} THEN min(id) ELSE '' END FROM picked)
+      ORDER BY id DESC LIMIT ${SKIPPED_LIMIT}
+    )`);
+}
+
+/** Runs `targetsQuery`: one D1 round trip. */
+export async function selectTargets(db: Db, scope: EligibilityScope, filter: MonitoringFilter, max: number): Promise<Eligibility> {
+  const rows = await targetsQuery(db, scope, filter, max);
+  const newestFirst = [...rows].sort((a, b) => (a.id < b.id ? 1 : -1));
+  return {
+    contactIds: newestFirst.filter((row) => row.reason === null).map((row) => row.id),
+    skipped: newestFirst.flatMap((row) => (row.reason ? [{ contact_id: row.id, reason: row.reason }] : [])),
+  };
 }

@@ -107,6 +107,12 @@ export const Monitoring = z
     schedule_cron: CronExpression.optional(),
     timezone: TimeZone.default("UTC"),
     max_contacts_per_run: z.int().min(1).max(1000).default(50),
+    cooldown_days: z
+      .int()
+      .min(0)
+      .max(365)
+      .default(30)
+      .meta({ description: "Days after which a contact this agent reached may be targeted by default again, and one who replied to its runs at all; 0 turns both off" }),
   })
   .meta({ id: "Monitoring" });
 export type Monitoring = z.infer<typeof Monitoring>;
