@@ -141,14 +141,14 @@ describe("GET /v1/agents/runs/:runId", () => {
     const { key } = await makeWorkspace();
     const agent = await makeAgent(key, { capabilities: ["notes"] });
     const [a] = await makeContacts(key, 1);
-    // D1 refuses to record this agent's runs as awaiting approval: the mirror stays at running.
+    // D1 refuses to record this agent's runs as awaiting approval: the mirror stays where the trigger left it.
     const guard = `hold_mirror_${agent.id.toLowerCase()}`;
     await env.DB.exec(`CREATE TRIGGER ${guard} BEFORE UPDATE ON runs WHEN NEW.agent_id = '${agent.id}' AND NEW.status = 'awaiting_approval' BEGIN SELECT RAISE(ABORT, 'held'); END`);
     try {
       const res = await trigger(key, agent.id, { contact_ids: [a!.id] });
       const run = await waitForRun(key, res.body.run_id, (r) => r.contacts[0].status === "awaiting_approval");
 
-      expect((await db().query.runs.findFirst({ where: eq(runs.id, res.body.run_id) }))!.status).toBe("running");
+      expect((await db().query.runs.findFirst({ where: eq(runs.id, res.body.run_id) }))!.status).toBe("queued");
       expect(run.status).toBe("awaiting_approval");
       expect(run.counts).toEqual({ pending_approval: 1, approved: 0, rejected: 0, completed: 0, failed: 0, invalidated: 0, cancelled: 0 });
       expect(run.started_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);

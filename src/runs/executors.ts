@@ -3,14 +3,14 @@ import { newId } from "../lib/ids";
 import type { StopReason } from "./machine";
 import { CHANNEL, type ActionParams } from "./actions";
 import type { ActionRow } from "./run-store";
-import { STOP_EVENTS, type RunPlan } from "./spec";
+import { STOP_EVENTS, type ContactSnapshot, type RunPlan } from "./spec";
 
 export type Execution =
   | { kind: "done"; result: ActionParams }
   /** The contact left the sequence (deleted, opted out, bounced, replied): nothing was sent. */
   | { kind: "stopped"; reason: StopReason }
   /** The contact's address is no longer the one the action was written for: nothing was sent. */
-  | { kind: "changed" };
+  | { kind: "changed"; snapshot: ContactSnapshot };
 
 /** An execution that failed; a permanent one is not retried. */
 export class ExecutionError extends Error {
@@ -85,19 +85,33 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow):
 async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, channel: string): Promise<Execution> {
   const table = action.type === "create_note" ? "notes" : "deliveries";
   const row = await env.DB.prepare(
-    `SELECT (SELECT id FROM ${table} WHERE action_key = ?2) AS done, c.id AS contact, c.unsubscribed, c.email_key, c.linkedin_url,
+    `SELECT (SELECT id FROM ${table} WHERE action_key = ?2) AS done, c.id AS contact, c.unsubscribed, c.email, c.first_name, c.last_name,
+       c.company, c.job_title, c.lifecycle_stage, c.linkedin_url,
        (SELECT status FROM runs WHERE id = ?4) AS run_status,
        (SELECT e.type FROM events e WHERE e.contact_id = ?1 AND (e.type = 'email.bounced' OR (e.type IN ('email.replied', 'contact.unsubscribed') AND e.created_at >= ?3))
         ORDER BY e.created_at DESC LIMIT 1) AS stop_event
      FROM (SELECT 1) LEFT JOIN contacts c ON c.id = ?1`,
   )
     .bind(action.contactId, actionKey, spec.triggeredAt, spec.runId)
-    .first<{ done: string | null; run_status: string | null; contact: string | null; unsubscribed: number; email_key: string; linkedin_url: string | null; stop_event: string | null }>();
+    .first<{ done: string | null; run_status: string | null; contact: string | null; unsubscribed: number; stop_event: string | null } & Record<string, string | null>>();
   if (row?.done) return { kind: "done", result: action.type === "create_note" ? { note_id: row.done } : { delivery_id: row.done, channel } };
   if (!row || !["queued", "running", "awaiting_approval"].includes(row.run_status ?? "")) return { kind: "stopped", reason: "cancelled" };
   if (!row.contact) return { kind: "stopped", reason: "contact_deleted" };
   if (row.unsubscribed) return { kind: "stopped", reason: "unsubscribe" };
   if (row.stop_event) return { kind: "stopped", reason: STOP_EVENTS[row.stop_event]! };
-  if (action.type === "email_message" || action.type.startsWith("linkedin_")) return { kind: "changed" };
+  if (action.type === "email_message" || action.type.startsWith("linkedin_")) {
+    const snapshot: ContactSnapshot = {
+      id: row.contact,
+      email: row.email!,
+      first_name: row.first_name ?? null,
+      last_name: row.last_name ?? null,
+      company: row.company ?? null,
+      job_title: row.job_title ?? null,
+      lifecycle_stage: row.lifecycle_stage ?? null,
+      linkedin_url: row.linkedin_url ?? null,
+      unsubscribed: false,
+    };
+    return { kind: "changed", snapshot };
+  }
   throw new ExecutionError("The action could not be recorded; it will be retried");
 }

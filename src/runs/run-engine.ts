@@ -19,6 +19,7 @@ export const MAX_ATTEMPTS = 5;
 /** 15 s, 30 s, 1 min, 2 min ... at most 15 minutes. */
 export const retryDelay = (attempts: number) => Math.min(15_000 * 2 ** Math.max(attempts - 1, 0), 15 * 60_000);
 
+const CONTACT_CHANGED = "contact_changed: the contact's address changed; the step is proposed again";
 const OUTBOUND = new Set(["email_message", "linkedin_connection", "linkedin_message"]);
 
 /** Sets the object's alarm no later than `at`: called before any outside call, so a crash there still wakes the run. */
@@ -164,7 +165,9 @@ export class RunEngine {
       return;
     }
     if (outcome.kind === "changed") {
-      this.store.moveAction(contactId, index, "invalidated", { leaseUntil: null, error: "contact_changed: the contact's address changed; the step is proposed again" }, { from: ["running"] });
+      this.store.moveAction(contactId, index, "invalidated", { leaseUntil: null, error: CONTACT_CHANGED }, { from: ["running"] });
+      // The run was not told: it learns the new details here, and writes the step for them.
+      this.store.setSnapshot(contactId, outcome.snapshot);
       this.#proposeAgain(contactId);
       return;
     }
@@ -201,7 +204,7 @@ export class RunEngine {
       const stale = this.store
         .actionsOf(contactId)
         .filter((a) => UNDONE.includes(a.status) && (a.type === "email_message" ? String(a.params.to).toLowerCase() !== snapshot.email.toLowerCase() : a.type.startsWith("linkedin_") && a.params.profile_url !== snapshot.linkedin_url));
-      const invalidated = stale.filter((a) => this.store.moveAction(contactId, a.index, "invalidated", { error: "contact_changed: the contact's address changed; the step is proposed again" }));
+      const invalidated = stale.filter((a) => this.store.moveAction(contactId, a.index, "invalidated", { error: CONTACT_CHANGED }));
       if (invalidated.length > 0) this.#proposeAgain(contactId);
       return invalidated.length > 0;
     });

@@ -148,7 +148,7 @@ export class RunStore {
           "INSERT INTO contacts (position, contact_id, snapshot, status, current_step, next_step_at, stop_reason) VALUES (?, ?, ?, ?, 0, ?, ?)",
           contact.position,
           contact.id,
-          json(contact.snapshot),
+          JSON.stringify(contact.snapshot),
           stop ? "stopped" : "pending",
           stop ? null : now + stepWait(spec, 0),
           stop,
