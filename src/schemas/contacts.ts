@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BooleanQuery, LIFECYCLE_STAGES, LifecycleStage, optionalText, ListMeta, Pagination, Timestamp, TimeZone } from "./common";
+import { freeJsonObject } from "./json";
 
 /** Property names double as JSON paths in monitoring filters, so they stay plain. */
 export const PropertyName = z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, "Use 1-100 letters, digits, '-' or '_'");
@@ -14,7 +15,7 @@ const contactFields = {
   lifecycle_stage: LifecycleStage.nullable().optional(),
   linkedin_url: z.url({ protocol: /^https?$/ }).max(2000).nullable().optional(),
   timezone: TimeZone.nullable().optional(),
-  properties: z.record(PropertyName, z.json()).optional().meta({ description: "Free JSON object" }),
+  properties: freeJsonObject(PropertyName).optional().meta({ description: "Free JSON object: at most 32 levels deep and 64 KiB as JSON" }),
   unsubscribed: z.boolean().optional(),
 };
 

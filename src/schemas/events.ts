@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ListMeta, Pagination, Timestamp } from "./common";
 import { PropertyName } from "./contacts";
+import { freeJsonObject } from "./json";
 
 export const EventType = z
   .string()
@@ -13,7 +14,7 @@ const EventInput = z
     email: z.email().max(254).optional(),
     type: EventType,
     url: z.string().max(2000).optional(),
-    properties: z.record(PropertyName, z.json()).optional(),
+    properties: freeJsonObject(PropertyName).optional().meta({ description: "Free JSON object: at most 32 levels deep and 64 KiB as JSON" }),
     occurred_at: z.iso.datetime().optional().meta({ description: "Defaults to the time of the request" }),
   })
   .refine((e) => (e.contact_id === undefined) !== (e.email === undefined), {

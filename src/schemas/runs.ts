@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ACTION, CONTACT, RUN_STATUSES } from "../runs/machine";
 import { SKIP_REASONS } from "../runs/eligibility";
 import { decimal, ListMeta, Pagination, Timestamp, WHOLE } from "./common";
+import { freeJsonObject } from "./json";
 
 export const TriggerBody = z
   .strictObject({
@@ -31,12 +32,13 @@ export const RunParams = z.strictObject({ runId: z.string().max(64) });
 export const ActionParamsPath = z.strictObject({
   runId: z.string().max(64),
   contactId: z.string().max(64),
-  actionIndex: z.string().regex(/^\d{1,4}$/).transform(Number),
+  // Canonical decimals only: "00" or "01" names no action.
+  actionIndex: z.string().regex(/^(0|[1-9]\d{0,3})$/).transform(Number),
 });
 
 export const ApproveBody = z
   .strictObject({
-    params: z.record(z.string(), z.json()).optional().meta({ description: "Edits merged over the proposed params; validated for the action type" }),
+    params: freeJsonObject(z.string()).optional().meta({ description: "Edits merged over the proposed params; validated for the action type" }),
     reason: z.string().max(2000).optional(),
     digest: z.string().max(100).optional().meta({ description: "The digest you reviewed; 409 digest_mismatch if the action changed" }),
   })
