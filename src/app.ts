@@ -15,13 +15,15 @@ import { runs } from "./routes/runs";
 
 export const app = new Hono<AppEnv>({ strict: false });
 
-app.use(requestContext, jsonBody);
+app.use(requestContext);
 
 // Public and operator routes first: everything mounted after the key check needs a key.
+// The body is read only once the caller is known (the admin routes do the same), so a
+// request without a valid key is 401 whatever it sent (CONTRACT.md section 9).
 app.route("/v1", meta);
 app.route("/v1/admin", admin);
 
-app.use("/v1/*", requireKey);
+app.use("/v1/*", requireKey, jsonBody);
 app.route("/v1/agents", runs);
 app.route("/v1/agents", agents);
 app.route("/v1/outbox", outbox);

@@ -8,13 +8,14 @@ import { newId } from "../lib/ids";
 import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireAdmin } from "../middleware/auth";
+import { jsonBody } from "../middleware/body";
 import { idempotency } from "../middleware/idempotency";
 import { CreateApiKeyBody, CreateWorkspaceBody } from "../schemas/admin";
 import { IdParam } from "../schemas/common";
 
 /** Operator endpoints: bootstrap workspaces and keys with the ADMIN_TOKEN secret. */
 export const admin = new Hono<AppEnv>()
-  .use(requireAdmin, idempotency)
+  .use(requireAdmin, jsonBody, idempotency)
 
   .post("/workspaces", validate("json", CreateWorkspaceBody), async (c) => {
     const [row] = await c.var.db
