@@ -2,6 +2,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 export type ErrorDetail = { path: string; message: string };
 
+/** Codes whose answer tells the client to send the same request again. */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set(["concurrent_update", "idempotency_key_in_use", "rate_limited"]);
+
 /** The one error type handlers throw; `app.onError` turns it into the envelope. */
 export class ApiError extends Error {
   constructor(
@@ -13,6 +16,11 @@ export class ApiError extends Error {
   ) {
     super(message);
     this.name = "ApiError";
+  }
+
+  /** A transient conflict rather than an outcome: an Idempotency-Key must not keep it. */
+  get retryable(): boolean {
+    return RETRYABLE_CODES.has(this.code);
   }
 }
 

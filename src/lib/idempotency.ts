@@ -61,11 +61,25 @@ function classify(row: Stored, fingerprint: string): Claim {
   return { kind: "replay", status: row.responseStatus!, body: row.responseBody! };
 }
 
+/** How many times the response is offered to D1 before the claim is left as it is. */
+export const COMPLETE_ATTEMPTS = 3;
+
+/**
+ * Stores the response under the claimed key, retrying a failed write; throws the last
+ * error if every attempt failed, leaving the claim in flight.
+ */
 export async function completeKey(db: Db, scope: string, key: string, status: number, body: string): Promise<void> {
-  await db
-    .update(idempotencyKeys)
-    .set({ state: "done", responseStatus: status, responseBody: body })
-    .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db
+        .update(idempotencyKeys)
+        .set({ state: "done", responseStatus: status, responseBody: body })
+        .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)));
+      return;
+    } catch (error) {
+      if (attempt >= COMPLETE_ATTEMPTS) throw error;
+    }
+  }
 }
 
 /** Frees a claim whose request failed on our side, so the client's retry runs anew. */

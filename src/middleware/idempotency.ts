@@ -52,10 +52,18 @@ export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
     await releaseKey(db, scope, key);
     throw error;
   }
-  if (c.res.status >= 500) {
+  // A failure on our side, or a conflict that says "retry", is no outcome to replay:
+  // free the key so the retry runs.
+  if (c.res.status >= 500 || (c.error instanceof ApiError && c.error.retryable)) {
     await releaseKey(db, scope, key);
-  } else {
-    const body = await c.res.clone().text();
+    return;
+  }
+  // The handler's effect has committed, so its answer stands even if it cannot be stored:
+  // the claim then stays in flight and a prompt retry gets 409, not a second execution.
+  const body = await c.res.clone().text();
+  try {
     await completeKey(db, scope, key, c.res.status, sealWith ? await seal(sealWith, context, body) : body);
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", request_id: c.var.requestId, message: `Idempotency-Key ${key} not recorded: ${String(error)}` }));
   }
 });
