@@ -32,6 +32,23 @@ Bootstrap a workspace and an API key:
 
 // Nothing here needs the network: no Request.cf download, no telemetry.
 const env = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", ...process.env };
-const dev = spawn("wrangler", ["dev", "--port", PORT, ...process.argv.slice(2)], { stdio: "inherit", env });
+// `wrangler dev` runs no cron triggers: --test-scheduled exposes /__scheduled instead.
+const dev = spawn("wrangler", ["dev", "--port", PORT, "--test-scheduled", ...process.argv.slice(2)], { stdio: "inherit", env });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 dev.on("exit", (code) => process.exit(code ?? 0));
+
+// Once the Worker answers, fire its cron at the top of every minute, as the deployed
+// `* * * * *` trigger would; a failed call is logged and the next minute tries again.
+const cronUrl = `http://localhost:${PORT}/__scheduled?cron=*+*+*+*+*`;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const get = (url) => fetch(url, { signal: AbortSignal.timeout(10_000) });
+
+while (!(await get(`${base}/health`).then((res) => res.ok, () => false))) await sleep(500);
+console.log(`[cron] firing "* * * * *" every minute (by hand: curl "${cronUrl}")`);
+for (;;) {
+  await sleep(60_000 - (Date.now() % 60_000));
+  await get(cronUrl).then(
+    (res) => res.ok || console.error(`[cron] /__scheduled answered ${res.status}`),
+    (error) => console.error(`[cron] /__scheduled failed: ${error.message}`),
+  );
+}
