@@ -77,7 +77,7 @@ async function enqueueRun(cairn, workspaceId, agentId, contactIds) {
   const runId = `run_BENCH${Date.now()}${Math.random().toString(36).slice(2, 8)}`.toUpperCase().replace("RUN_", "run_");
   const now = Date.now();
   const snapshot = { playbook_md: "", steps: [emailStep], stop_on: ["reply", "unsubscribe", "bounce"], llm_config: { provider: "builtin" }, identity_id: null };
-  const counts = { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0 };
+  const counts = { pending_approval: 0, approved: 0, rejected: 0, completed: 0, failed: 0, invalidated: 0, cancelled: 0 };
   const statements = [
     cairn.db
       .prepare("INSERT INTO runs (id, job_id, workspace_id, agent_id, status, \"trigger\", contact_count, counts, agent_snapshot, created_at, enqueued_at, enqueue_attempts) VALUES (?, ?, ?, ?, 'queued', 'manual', ?, ?, ?, ?, ?, 1)")
@@ -106,7 +106,10 @@ const key = api_key.key;
 const auth = { authorization: `Bearer ${key}` };
 
 log("seeding 50 agents, a 100-contact run with pending actions");
-for (let i = 0; i < 50; i++) await call("POST", "/v1/agents", { name: `Agent ${i}`, capabilities: ["email"], playbook: { playbook_md: "Bench", steps: [emailStep] } }, key);
+// Outbound steps need a sender.
+const { identity } = await call("POST", "/v1/identities", { first_name: "Bench", email_address: "bench@bench.example" }, key);
+const emailAgent = (name, steps = [emailStep]) => ({ name, capabilities: ["email", "notes"], identity_id: identity.id, playbook: { playbook_md: "Bench", steps } });
+for (let i = 0; i < 50; i++) await call("POST", "/v1/agents", emailAgent(`Agent ${i}`), key);
 const readAgent = (await call("GET", "/v1/agents?limit=1", undefined, key)).agents[0];
 const hundred = await makeContacts(call, key, "read", 100);
 const readRun = (await call("POST", `/v1/agents/${readAgent.id}/trigger`, { contact_ids: hundred }, key)).run_id;
@@ -130,7 +133,7 @@ await scenario("POST /v1/events (100 events)", cairn.url, [{ method: "POST", pat
 
 log("run engine");
 for (const size of ENGINE_SIZES) {
-  const agent = (await call("POST", "/v1/agents", { name: `Engine ${size}`, capabilities: ["email"], playbook: { playbook_md: "Bench", steps: [emailStep] } }, key)).agent;
+  const agent = (await call("POST", "/v1/agents", emailAgent(`Engine ${size}`), key)).agent;
   const ids = await makeContacts(call, key, `engine${size}`, size);
   const started = performance.now();
   const runId = await enqueueRun(cairn, workspace.id, agent.id, ids);
@@ -141,12 +144,30 @@ for (const size of ENGINE_SIZES) {
 }
 
 log("approvals against one 1000-contact run");
-const approvalAgent = (await call("POST", "/v1/agents", { name: "Approvals", capabilities: ["email"], playbook: { playbook_md: "Bench", steps: [emailStep] } }, key)).agent;
+const approvalAgent = (await call("POST", "/v1/agents", emailAgent("Approvals"), key)).agent;
 const approvalContacts = await makeContacts(call, key, "approve", 1000);
 const approvalRun = (await call("POST", `/v1/agents/${approvalAgent.id}/trigger`, { contact_ids: approvalContacts }, key)).run_id;
 await waitForPending(cairn.db, approvalRun, 1000);
 const approvals = approvalContacts.map((id) => ({ method: "POST", path: `/v1/agents/runs/${approvalRun}/contacts/${id}/actions/0/approve`, headers: auth }));
 results.approvals = await load(cairn.url, approvals, { once: true });
+
+log("the run view of a 1000-contact run whose actions carry 20,000-character bodies");
+const bigStep = { id: "big", action: "create_note", require_approval: true, template: { note: "x".repeat(20_000) } };
+const bigAgent = (await call("POST", "/v1/agents", emailAgent("Big bodies", [bigStep]), key)).agent;
+const bigContacts = await makeContacts(call, key, "big", 1000);
+const bigRun = (await call("POST", `/v1/agents/${bigAgent.id}/trigger`, { contact_ids: bigContacts }, key)).run_id;
+await waitForPending(cairn.db, bigRun, 1000);
+const bigView = { samples: [], bytes: 0 };
+for (let i = 0; i < 21; i++) {
+  const started = performance.now();
+  const res = await fetch(`${cairn.url}/v1/agents/runs/${bigRun}`, { headers: auth });
+  const body = await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`big run view answered ${res.status}`);
+  if (i > 0) bigView.samples.push(performance.now() - started);
+  bigView.bytes = body.byteLength;
+}
+bigView.samples.sort((a, b) => a - b);
+results.bigView = { requests: bigView.samples.length, p50: bigView.samples[Math.floor(bigView.samples.length / 2)], max: bigView.samples.at(-1), bytes: bigView.bytes };
 
 await Promise.all([bare.mf.dispose(), cairn.mf.dispose()]);
 
@@ -164,6 +185,8 @@ const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(
 console.log(`\nHTTP, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s after ${WARMUP_MS / 1000} s warm-up`);
 console.log(line(rows[0]));
 for (const r of rows.slice(1)) console.log(line(r));
+
+console.log(`\nRun view, 1000 contacts x 20,000-character bodies, first page, one request at a time: p50 ${fmt(results.bigView.p50, 1)} ms, max ${fmt(results.bigView.max, 1)} ms, ${results.bigView.bytes} bytes`);
 
 const base = results.engine[0];
 console.log("\nRun engine: enqueue until every contact's first action is pending");
@@ -185,6 +208,7 @@ const report = {
   http: results.http.map((r) => ({ ...r, ratio_to_bare: r.rps / limit, ratio_to_bare_d1: r.rps / d1Limit })),
   approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit, ratio_to_bare_d1: results.approvals.rps / d1Limit },
   engine: results.engine,
+  big_run_view: results.bigView,
 };
 writeFileSync("bench/results/latest.json", JSON.stringify(report, null, 2) + "\n");
 console.log("\nWritten to bench/results/latest.json");

@@ -32,6 +32,17 @@ export async function getRun(key: string, runId: string, query = ""): Promise<Js
   return res.body.run;
 }
 
+/** Every contact of the run, following `contacts_next_offset` page by page. */
+export async function allContacts(key: string, runId: string): Promise<Json[]> {
+  const contacts: Json[] = [];
+  for (let offset: number | null = 0; offset !== null; ) {
+    const page = await getRun(key, runId, `?contacts_limit=1000&contacts_offset=${offset}`);
+    contacts.push(...page.contacts);
+    offset = page.contacts_next_offset;
+  }
+  return contacts;
+}
+
 /** The queue consumer has started the run. */
 export const leftQueue = (run: Json) => run.status !== "queued";
 

@@ -9,7 +9,7 @@ import { runs } from "../src/db/schema";
 import { newId } from "../src/lib/ids";
 import { backoffSeconds } from "../src/queues/run-queue";
 import { api, makeAgent, makeWorkspace, type Json } from "./helpers";
-import { drive, getRun, hasObject, makeContacts, objectIds, proposed, runRow, seedQueuedRun, triggerAndWait, waitForMirror, waitForRun } from "./run-helpers";
+import { allContacts, drive, getRun, hasObject, makeContacts, objectIds, proposed, runRow, seedQueuedRun, triggerAndWait, waitForMirror, waitForRun } from "./run-helpers";
 import { runSql, viewOf } from "./engine-helpers";
 
 // Runs start through the real Queue (a batch waits up to a second) and alarms.
@@ -199,12 +199,12 @@ describe("run queue consumer", () => {
       if (!ran || counts.pending_approval === 1000) break;
     }
     await waitForRun(key, runId, (r) => r.counts.pending_approval === 1000);
-    const run = await getRun(key, runId, "?contacts_limit=1000");
+    const run = await getRun(key, runId);
 
     expect(alarms).toBeLessThan(30);
     expect(run.status).toBe("awaiting_approval");
     expect(run.counts).toEqual({ pending_approval: 1000, approved: 0, rejected: 0, completed: 0, failed: 0, invalidated: 0, cancelled: 0 });
-    const contacts = run.contacts as Json[];
+    const contacts = await allContacts(key, runId);
     expect(contacts.map((c) => c.contact_id)).toEqual(ids);
     expect(contacts.every((c) => c.status === "awaiting_approval" && c.actions.length === 1 && c.actions[0].status === "pending_approval")).toBe(true);
     expect(new Set(contacts.map((c) => c.actions[0].params.to)).size).toBe(1000);

@@ -87,3 +87,24 @@ export async function findContactsByEmails(db: Db, workspaceId: string, emails: 
     ),
   );
 }
+
+/** The details a run shows of each of its contacts, for these ids (chunked like `findContactsByIds`). */
+export async function contactSummaries(db: Db, workspaceId: string, ids: readonly string[]) {
+  return batchRead(
+    db,
+    chunk(ids, D1_MAX_PARAMS - 1).map((part) =>
+      db
+        .select({
+          id: contacts.id,
+          email: contacts.email,
+          first_name: contacts.firstName,
+          last_name: contacts.lastName,
+          company: contacts.company,
+          job_title: contacts.jobTitle,
+          lifecycle_stage: contacts.lifecycleStage,
+        })
+        .from(contacts)
+        .where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.id, part))),
+    ),
+  );
+}

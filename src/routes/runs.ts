@@ -1,7 +1,7 @@
 import { and, asc, count, desc, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { configFromRow } from "../agents/agent-record";
-import { findContactsByIds } from "../contacts/contact-record";
+import { contactSummaries, findContactsByIds } from "../contacts/contact-record";
 import { ACTIVE_RUN_STATUSES, runContacts, runs as runsTable } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, conflict, notFound, validationError } from "../lib/errors";
@@ -83,14 +83,8 @@ export const runs = new Hono<AppEnv>()
     const { contacts_limit: limit, contacts_offset: offset, contact_status: status } = c.req.valid("query");
     // The run object answers for its own workspace; before it starts, D1 holds the run.
     const run = (await runStub(c.env, runId).view(workspaceId, { offset, limit, status })) ?? (await queuedView(db, workspaceId, runId, { offset, limit, status }));
-    const details = new Map((await findContactsByIds(db, workspaceId, run.contacts.map((p) => p.contact_id))).map((row) => [row.id, row]));
-    const contacts = run.contacts.map(({ contact_id, ...rest }) => {
-      const d = details.get(contact_id);
-      const contact = d
-        ? { email: d.email, first_name: d.firstName, last_name: d.lastName, company: d.company, job_title: d.jobTitle, lifecycle_stage: d.lifecycleStage }
-        : null;
-      return { contact_id, contact, ...rest };
-    });
+    const details = new Map((await contactSummaries(db, workspaceId, run.contacts.map((p) => p.contact_id))).map(({ id, ...d }) => [id, d]));
+    const contacts = run.contacts.map(({ contact_id, ...rest }) => ({ contact_id, contact: details.get(contact_id) ?? null, ...rest }));
     return c.json({ status: "success", run: { ...run, contacts_limit: limit, contacts_offset: offset, contacts } });
   })
 

@@ -61,21 +61,14 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow):
       .first<{ id: string }>();
     if (inserted) return { kind: "done", result: { note_id: inserted.id } };
   } else {
-    const [insert] = await env.DB.batch([
-      env.DB.prepare(
-        `INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel, params, created_at)
-         SELECT ?5, c.workspace_id, ?7, ?8, ?9, c.id, ?10, ?11, ?12, ?13, ?14, ?6 FROM contacts c WHERE ${REACHABLE}
-         ON CONFLICT (action_key) DO NOTHING RETURNING id`,
-      ).bind(...guard, newId("dlv"), now, actionKey, spec.runId, spec.agentId, action.index, action.type, action.identityId, channel, JSON.stringify(action.params)),
-      // Reaching the contact (not syncing or tasking about them) counts as contacting them.
-      env.DB.prepare("UPDATE contacts SET last_contacted_at = ?2 WHERE id = ?1 AND ?3 AND EXISTS (SELECT 1 FROM deliveries WHERE action_key = ?4)").bind(
-        action.contactId,
-        now,
-        outbound ? 1 : 0,
-        actionKey,
-      ),
-    ]);
-    inserted = (insert!.results as { id: string }[])[0] ?? null;
+    // An email or LinkedIn delivery marks the contact contacted (a trigger in migration 0006).
+    inserted = await env.DB.prepare(
+      `INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel, params, created_at)
+       SELECT ?5, c.workspace_id, ?7, ?8, ?9, c.id, ?10, ?11, ?12, ?13, ?14, ?6 FROM contacts c WHERE ${REACHABLE}
+       ON CONFLICT (action_key) DO NOTHING RETURNING id`,
+    )
+      .bind(...guard, newId("dlv"), now, actionKey, spec.runId, spec.agentId, action.index, action.type, action.identityId, channel, JSON.stringify(action.params))
+      .first<{ id: string }>();
     if (inserted) return { kind: "done", result: { delivery_id: inserted.id, channel } };
   }
   return explain(env, spec, action, actionKey, channel);

@@ -7,6 +7,9 @@ import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { MIRROR_MAX_FAILURES, RunStore, type ActionRow } from "./run-store";
+
+/** While decisions keep arriving, the D1 mirror is written at most this often. */
+const MIRROR_BATCH_MS = 1000;
 import type { ContactSnapshot, RunSpec } from "./spec";
 import { runView, toActionJson, type ActionJson, type ContactsPage } from "./views";
 
@@ -108,9 +111,11 @@ export class RunObject extends DurableObject<Env> {
     const won = this.#store.moveAction(contactId, index, "approved", { params, originalParams: edited ? action.params : null, digest, decidedAt: now, decision });
     if (!won) return repeat(this.#store.action(contactId, index)!, "approve");
 
+    this.#deciding++;
     try {
       await this.#engine.execute(this.#store.action(contactId, index)!, now);
     } finally {
+      this.#deciding--;
       // Even if execution failed, the alarm is set to retry it.
       await this.#settle();
     }
@@ -197,10 +202,24 @@ export class RunObject extends DurableObject<Env> {
 
   async #schedule(workRemains = false): Promise<void> {
     const now = Date.now();
-    const wake = workRemains ? now : this.#store.nextWakeAt();
-    if (wake === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(Math.max(wake, now));
+    const times = [workRemains ? now : this.#store.nextWakeAt(), this.#mirrorAt(now)].filter((t) => t !== null);
+    if (times.length === 0) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(Math.max(Math.min(...times), now));
   }
+
+  /**
+   * When to write the D1 mirror: as soon as it is behind, except while decisions keep
+   * arriving, when one write a second carries them all rather than one write each.
+   */
+  #mirrorAt(now: number): number | null {
+    const due = this.#store.mirrorDueAt();
+    if (due === null) return null;
+    return this.#deciding > 0 ? Math.max(due, this.#mirroredAt + MIRROR_BATCH_MS) : Math.max(due, now);
+  }
+
+  /** Approvals executing in this object right now, and when the mirror was last written. */
+  #deciding = 0;
+  #mirroredAt = 0;
 
   async #armBy(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
@@ -224,6 +243,7 @@ export class RunObject extends DurableObject<Env> {
       return;
     }
     this.#store.mirrored(state.version);
+    this.#mirroredAt = Date.now();
     if (outcome === "written") return;
     // Cancelled in D1 while this run was starting, or deleted with its agent: stop here too.
     this.#engine.cancel(Date.now());

@@ -273,6 +273,18 @@ export class RunStore {
       .map(toAction);
   }
 
+  /** Roughly how many bytes each contact's actions take as JSON, from their stored text. */
+  actionBytes(contactIds: string[]): Map<string, number> {
+    if (contactIds.length === 0) return new Map();
+    const rows = this.sql.exec(
+      `SELECT contact_id, sum(length(params) + length(reasoning) + coalesce(length(original_params), 0) + coalesce(length(result), 0)
+         + coalesce(length(error), 0) + coalesce(length(decision), 0) + 350) AS bytes
+       FROM actions JOIN json_each(?) AS ids ON ids.value = actions.contact_id GROUP BY contact_id`,
+      JSON.stringify(contactIds),
+    );
+    return new Map(rows.toArray().map((r) => [r.contact_id as string, Number(r.bytes)]));
+  }
+
   /** Actions ready to carry out: approved, scheduled and due, or running under a lapsed lease. */
   dueActions(now: number, limit: number): ActionRow[] {
     return this.sql
@@ -344,7 +356,13 @@ export class RunStore {
     return out;
   }
 
-  /** The earliest time anything in this run is due (its D1 mirror included), or null. */
+  /** When the D1 mirror should next be written: null when it is current (or gave up until the next change). */
+  mirrorDueAt(): number | null {
+    const row = this.sql.exec("SELECT coalesce(mirror_retry_at, 0) AS t FROM run WHERE version > mirror_seq AND mirror_failures < ?", MIRROR_MAX_FAILURES).toArray()[0];
+    return row ? Number(row.t) : null;
+  }
+
+  /** The earliest time any step or action of this run is due, or null. */
   nextWakeAt(): number | null {
     const row = this.sql
       .exec(
@@ -353,9 +371,7 @@ export class RunStore {
            (SELECT min(lease_until) FROM contacts WHERE status = 'processing') AS proposal,
            (SELECT min(proposed_at) FROM actions WHERE status IN ('approved', 'auto_approved')) AS approved,
            (SELECT min(scheduled_for) FROM actions WHERE status = 'scheduled') AS scheduled,
-           (SELECT min(coalesce(lease_until, 0)) FROM actions WHERE status = 'running') AS running,
-           (SELECT coalesce(mirror_retry_at, 0) FROM run WHERE version > mirror_seq AND mirror_failures < ?) AS mirror`,
-        MIRROR_MAX_FAILURES,
+           (SELECT min(coalesce(lease_until, 0)) FROM actions WHERE status = 'running') AS running`,
       )
       .one();
     const times = Object.values(row).flatMap((t) => (t === null ? [] : [Number(t)]));

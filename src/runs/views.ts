@@ -11,6 +11,8 @@ export type ContactsPage = { offset: number; limit: number; status?: ContactStat
  * least one contact), so no answer grows with what was stored; the rest is on the next page.
  */
 export const PAGE_BUDGET_BYTES = 1024 * 1024;
+/** What a contact's entry holds besides its actions' text: ids, statuses, times, its details. */
+const CONTACT_OVERHEAD_BYTES = 300;
 
 /** The action object of CONTRACT.md section 4. */
 export function toActionJson(a: ActionRow) {
@@ -57,15 +59,18 @@ export type ContactProgress = ReturnType<typeof toContactProgress>;
 export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
   const { spec } = run;
   const { rows, total } = store.contactsPage(page.offset, page.limit, page.status);
-  const actions = Map.groupBy(store.actionsOfContacts(rows.map((r) => r.contactId)), (a) => a.contactId);
-  const contacts: ContactProgress[] = [];
+  // Sized from the stored text, so nothing past the budget is read or parsed.
+  const sizes = store.actionBytes(rows.map((r) => r.contactId));
   let bytes = 0;
+  let count = 0;
   for (const row of rows) {
-    const entry = toContactProgress(spec, row, actions.get(row.contactId) ?? []);
-    bytes += JSON.stringify(entry).length;
-    if (contacts.length > 0 && bytes > PAGE_BUDGET_BYTES) break;
-    contacts.push(entry);
+    bytes += CONTACT_OVERHEAD_BYTES + (sizes.get(row.contactId) ?? 0);
+    if (count > 0 && bytes > PAGE_BUDGET_BYTES) break;
+    count++;
   }
+  const kept = rows.slice(0, count);
+  const actions = Map.groupBy(store.actionsOfContacts(kept.map((r) => r.contactId)), (a) => a.contactId);
+  const contacts = kept.map((row) => toContactProgress(spec, row, actions.get(row.contactId) ?? []));
   const next = page.offset + contacts.length;
   return {
     id: spec.runId,
