@@ -1,5 +1,6 @@
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api, makeAgent, makeWorkspace, type Json } from "./helpers";
+import { drive } from "./run-helpers";
 
 /** A contact with a pending first email in an active run. */
 async function pendingRun() {
@@ -8,7 +9,8 @@ async function pendingRun() {
   const agent = await makeAgent(key, { playbook: { playbook_md: "x", steps: [{ action: "email_message" }] } });
   const runId = (await api(`/v1/agents/${agent.id}/trigger`, { method: "POST", key, body: { contact_ids: [contact.id] } })).body.run_id;
   const run = async () => (await api(`/v1/agents/runs/${runId}`, { key })).body.run as Json;
-  await vi.waitFor(async () => expect((await run()).status).toBe("awaiting_approval"), { timeout: 10_000 });
+  await drive(runId);
+  expect((await run()).status).toBe("awaiting_approval");
   return { key, contact, run };
 }
 

@@ -1,14 +1,14 @@
 import { and, asc, count, desc, eq } from "drizzle-orm";
 import { Hono } from "hono";
-import { configFromRow } from "../agents/agent-record";
-import { contactSummaries, findContactsByIds } from "../contacts/contact-record";
+import { configFromRow, type AgentConfig, type AgentRow } from "../agents/agent-record";
+import { contactSummaries } from "../contacts/contact-record";
 import { ACTIVE_RUN_STATUSES, runContacts, runs as runsTable } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, conflict, notFound, validationError } from "../lib/errors";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
-import { createRun } from "../runs/create-run";
-import { eligibilityScope, eligibleContacts, skippedDetails, type Eligibility } from "../runs/eligibility";
+import { ActiveRunConflict, createRun } from "../runs/create-run";
+import { eligibilityScope, eligibleContacts, skippedDetails } from "../runs/eligibility";
 import { readiness } from "../runs/readiness";
 import type { DecisionResult } from "../runs/run-object";
 import { runStub } from "../runs/run-stub";
@@ -38,29 +38,21 @@ export const runs = new Hono<AppEnv>()
     if (!ready.ok) throw conflict(ready.code, ready.message);
 
     // Explicit contacts and default targeting pass the same eligibility (CONTRACT.md section 8).
+    // A trigger racing another for the same contacts loses in D1's write and chooses again.
     const requested = c.req.valid("json").contact_ids;
-    let eligible: Eligibility;
-    let pathOf: (contactId: string) => string;
-    if (requested) {
-      const position = new Map(requested.map((id, i) => [id, i]));
-      pathOf = (id) => `contact_ids.${position.get(id)}`;
-      const { unknown, ...rest } = await eligibleContacts(db, eligibilityScope(agent, config.monitoring, "explicit"), requested);
-      if (unknown.length) {
-        throw validationError("Some contact_ids name no contact of this workspace", unknown.map((id) => ({ path: pathOf(id), message: `No such contact ${id}` })));
+    for (let attempt = 1; ; attempt++) {
+      const { eligible, pathOf } = await chooseContacts(db, agent, config, requested);
+      if (eligible.contactIds.length === 0) {
+        throw conflict("no_eligible_contacts", "No contact is eligible for this run; details say why each was skipped", skippedDetails(eligible.skipped, pathOf));
       }
-      eligible = rest;
-    } else {
-      const { filter = {}, max_contacts_per_run } = config.monitoring;
-      pathOf = () => "monitoring.filter";
-      eligible = await selectTargets(db, eligibilityScope(agent, config.monitoring, "default"), filter, max_contacts_per_run);
-      if (eligible.contactIds.length === 0 && eligible.skipped.length === 0) throw conflict("no_matching_contacts", "No contact matches the agent's monitoring filter");
+      try {
+        const { runId, jobId, contactCount } = await createRun(db, c.env, { workspaceId, agentId: agent.id, config, steps: ready.steps, contactIds: eligible.contactIds, trigger: "manual" });
+        return c.json({ status: "success", job_id: jobId, run_id: runId, contact_count: contactCount, skipped: eligible.skipped });
+      } catch (error) {
+        if (!(error instanceof ActiveRunConflict)) throw error;
+        if (attempt === 2) throw conflict("concurrent_update", "Other triggers of this agent are taking these contacts right now; retry");
+      }
     }
-    if (eligible.contactIds.length === 0) {
-      throw conflict("no_eligible_contacts", "No contact is eligible for this run; details say why each was skipped", skippedDetails(eligible.skipped, pathOf));
-    }
-
-    const { runId, jobId, contactCount } = await createRun(db, c.env, { workspaceId, agentId: agent.id, config, steps: ready.steps, contactIds: eligible.contactIds, trigger: "manual" });
-    return c.json({ status: "success", job_id: jobId, run_id: runId, contact_count: contactCount, skipped: eligible.skipped });
   })
 
   .get("/:id/runs", requireScope("agents:read"), validate("param", IdParam), validate("query", ListRunsQuery), async (c) => {
@@ -82,7 +74,9 @@ export const runs = new Hono<AppEnv>()
     const { runId } = c.req.valid("param");
     const { contacts_limit: limit, contacts_offset: offset, contact_status: status } = c.req.valid("query");
     // The run object answers for its own workspace; before it starts, D1 holds the run.
-    const run = (await runStub(c.env, runId).view(workspaceId, { offset, limit, status })) ?? (await queuedView(db, workspaceId, runId, { offset, limit, status }));
+    let run = (await runStub(c.env, runId).view(workspaceId, { offset, limit, status })) ?? (await queuedView(db, workspaceId, runId, { offset, limit, status }));
+    // Runs started before the object kept its job id and trigger: those come from D1.
+    if (!run.job_id) run = { ...run, ...pick(toRunJson((await findRun(db, workspaceId, runId))!), ["job_id", "trigger"]) };
     const details = new Map((await contactSummaries(db, workspaceId, run.contacts.map((p) => p.contact_id))).map(({ id, ...d }) => [id, d]));
     const contacts = run.contacts.map(({ contact_id, ...rest }) => ({ contact_id, contact: details.get(contact_id) ?? null, ...rest }));
     return c.json({ status: "success", run: { ...run, contacts_limit: limit, contacts_offset: offset, contacts } });
@@ -92,14 +86,14 @@ export const runs = new Hono<AppEnv>()
     const { db } = c.var;
     const run = await requireRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
     if (!ACTIVE_RUN_STATUSES.includes(run.status)) throw conflict("run_not_active", `The run is ${run.status}`);
-    const { cancelled } = await runStub(c.env, run.id).cancel(run.workspaceId);
-    if (!cancelled) {
-      // Not started yet: the queue consumer skips a cancelled run.
-      await db
-        .update(runsTable)
-        .set({ status: "cancelled", completedAt: new Date() })
-        .where(and(eq(runsTable.id, run.id), eq(runsTable.status, "queued")));
-    }
+    // Started: the run object cancels it and answers for it, whether or not D1 took the news yet.
+    const cancelled = await runStub(c.env, run.id).cancel(run.workspaceId);
+    if (cancelled) return c.json({ status: "success", run: cancelled });
+    // Not started yet: the queue consumer skips a cancelled run.
+    await db
+      .update(runsTable)
+      .set({ status: "cancelled", completedAt: new Date() })
+      .where(and(eq(runsTable.id, run.id), eq(runsTable.status, "queued")));
     const updated = await findRun(db, run.workspaceId, run.id);
     if (updated?.status !== "cancelled") throw conflict("run_not_active", `The run is ${updated?.status ?? "gone"}`);
     return c.json({ status: "success", run: toRunJson(updated) });
@@ -144,3 +138,22 @@ async function queuedView(db: Db, workspaceId: string, runId: string, page: Cont
   const next = page.offset + contacts.length;
   return { ...toRunJson(row), contacts_total: total, contacts_next_offset: next < total ? next : null, contacts };
 }
+
+/** Who a manual trigger would reach: its contact_ids, or the agent's filter, minus the ineligible. */
+async function chooseContacts(db: Db, agent: AgentRow, config: AgentConfig, requested: string[] | undefined) {
+  if (requested) {
+    const position = new Map(requested.map((id, i) => [id, i]));
+    const pathOf = (id: string) => `contact_ids.${position.get(id)}`;
+    const { unknown, ...eligible } = await eligibleContacts(db, eligibilityScope(agent, config.monitoring, "explicit"), requested);
+    if (unknown.length) {
+      throw validationError("Some contact_ids name no contact of this workspace", unknown.map((id) => ({ path: pathOf(id), message: `No such contact ${id}` })));
+    }
+    return { eligible, pathOf };
+  }
+  const { filter = {}, max_contacts_per_run } = config.monitoring;
+  const eligible = await selectTargets(db, eligibilityScope(agent, config.monitoring, "default"), filter, max_contacts_per_run);
+  if (eligible.contactIds.length === 0 && eligible.skipped.length === 0) throw conflict("no_matching_contacts", "No contact matches the agent's monitoring filter");
+  return { eligible, pathOf: () => "monitoring.filter" };
+}
+
+const pick = <T extends object, K extends keyof T>(value: T, keys: K[]) => Object.fromEntries(keys.map((k) => [k, value[k]])) as Pick<T, K>;

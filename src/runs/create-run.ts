@@ -29,11 +29,25 @@ export type NewRun = {
 };
 
 
+/** A contact of the new run is in another active run of the agent: a concurrent trigger took it first. */
+export class ActiveRunConflict extends Error {}
+
+/** The run's D1 batch; D1's `run_contacts_one_active_run` trigger refuses it whole on a race. */
+async function writeRun(db: Db, statements: Parameters<Db["batch"]>[0]): Promise<void> {
+  try {
+    await db.batch(statements);
+  } catch (error) {
+    if (String(error).includes("in_active_run") || String((error as Error).cause).includes("in_active_run")) throw new ActiveRunConflict();
+    throw error;
+  }
+}
+
 /**
  * Writes the run (`queued`) with its contacts in one D1 batch, then sends its queue
  * message. If the message cannot be sent the run is removed again, so a client's retry
  * starts clean rather than leaving a second run behind. A taken `scheduleSlot` fails the
- * batch with a UNIQUE violation and writes nothing.
+ * batch with a UNIQUE violation and writes nothing; a contact another trigger put in an active
+ * run of the agent meanwhile fails it with ActiveRunConflict.
  */
 export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runId: string; jobId: string; contactCount: number }> {
   const runId = newId("run");
@@ -47,7 +61,7 @@ export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runI
     identity_id: input.config.identity_id,
   };
   const targets = input.contactIds.map((contactId, position) => ({ runId, position, contactId }));
-  await db.batch([
+  await writeRun(db, [
     db.insert(runs).values({
       id: runId,
       jobId,

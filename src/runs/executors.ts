@@ -74,6 +74,15 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow):
   return explain(env, spec, action, actionKey, channel);
 }
 
+/** What an earlier execution of the action recorded, if any: asked before giving up on it. */
+export async function findDone(env: Env, spec: RunPlan, action: ActionRow): Promise<ActionParams | null> {
+  const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
+  const note = action.type === "create_note";
+  const row = await env.DB.prepare(`SELECT id FROM ${note ? "notes" : "deliveries"} WHERE action_key = ?`).bind(actionKey).first<{ id: string }>();
+  if (!row) return null;
+  return note ? { note_id: row.id } : { delivery_id: row.id, channel: CHANNEL[action.type] };
+}
+
 /** Why nothing was written: delivered already, the contact left, or its address changed. */
 async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, channel: string): Promise<Execution> {
   const table = action.type === "create_note" ? "notes" : "deliveries";

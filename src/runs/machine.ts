@@ -47,7 +47,7 @@ export const ACTION = machine({
   /** Waiting for its time: the send window's next opening, or a retry's backoff. */
   scheduled: ["running", "scheduled", "invalidated", "cancelled"],
   /** Being carried out under a lease (`lease_until`); a lapsed lease may be taken again. */
-  running: ["running", "completed", "scheduled", "failed", "invalidated"],
+  running: ["running", "completed", "scheduled", "failed", "invalidated", "cancelled"],
   completed: [],
   rejected: [],
   failed: [],
@@ -67,8 +67,10 @@ export const FINISHED_RUN_STATUSES: RunStatus[] = RUN.terminal;
 export const STOP_REASONS = ["reply", "unsubscribe", "bounce", "contact_deleted", "rejected", "cancelled", "error"] as const;
 export type StopReason = (typeof STOP_REASONS)[number];
 
-/** Actions a stop or a cancel takes back: everything decided or undecided that has not started. */
+/** Actions a stop or a cancel takes back at once, when no execution of them was ever tried. */
 export const UNDONE: ActionStatus[] = ["pending_approval", "approved", "auto_approved", "scheduled"];
+/** Actions still on their way: a run is not finished while any is. */
+export const OPEN_ACTIONS: ActionStatus[] = ["approved", "auto_approved", "scheduled", "running"];
 
 /** The run's `counts`: each action status lands in one bucket, and the buckets add up. */
 export const COUNT_BUCKET: Record<ActionStatus, keyof RunCounts> = {

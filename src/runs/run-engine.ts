@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import { issuesToDetails } from "../lib/validate";
-import { ACTION_PARAMS, paramsDigest } from "./actions";
-import { executeAction, ExecutionError } from "./executors";
+import { ACTION_PARAMS, paramsDigest, type ActionParams } from "./actions";
+import { executeAction, ExecutionError, findDone } from "./executors";
 import { ProposalError } from "./generators/builtin";
 import { generatorFor } from "./generators";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
@@ -28,6 +28,9 @@ export type ArmBy = (at: number) => Promise<void>;
 /** What one pass did: how many items it took, and whether more were due than it took. */
 export type Progress = { handled: number; more: boolean };
 
+/** Undecided, or decided but never tried: certainly not sent, so safe to take back. */
+const untried = (a: ActionRow) => UNDONE.includes(a.status) && a.attempts === 0;
+
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The playbook engine: proposes, executes and moves contacts along, one safe step at a time. */
@@ -43,7 +46,10 @@ export class RunEngine {
     const due = this.store.dueContacts(now, CONTACTS_PER_ALARM + 1);
     const batch = due.slice(0, CONTACTS_PER_ALARM);
     // Take every lease first, and the alarm that outlives them, before the first outside call.
-    const leased = batch.filter((c) => this.store.moveContact(c.contactId, "processing", { leaseUntil: now + LEASE_MS, nextStepAt: null }, ["pending", "waiting", "processing"]));
+    // Each take counts as an attempt, so a proposal that keeps killing the process ends too.
+    const leased = batch.filter((c) =>
+      this.store.moveContact(c.contactId, "processing", { leaseUntil: now + LEASE_MS, nextStepAt: null, attempts: c.attempts + 1 }, ["pending", "waiting", "processing"]),
+    );
     if (leased.length > 0) await this.armBy(now + LEASE_MS);
     for (const contact of leased) await this.#propose(this.store.contact(contact.contactId)!, now);
     return { handled: batch.length, more: due.length > CONTACTS_PER_ALARM };
@@ -59,6 +65,8 @@ export class RunEngine {
     if (existing) return this.#afterProposal(contactId, existing.status === "pending_approval");
 
     const base = { contactId, stepId: step.id, stepIndex: contact.currentStep, round, type: step.action, identityId: spec.sender?.id ?? null, proposedAt: now };
+    const blank = { params: {}, reasoning: "", digest: await paramsDigest({}) };
+    if (contact.attempts > MAX_ATTEMPTS) return this.#failProposal(contact, { ...base, ...blank }, `No proposal after ${MAX_ATTEMPTS} attempts`);
     let proposal;
     try {
       proposal = await generatorFor(spec.llm.provider)!.propose({
@@ -70,13 +78,12 @@ export class RunEngine {
         llm: spec.llm,
       });
     } catch (error) {
-      const attempts = contact.attempts + 1;
-      if (!(error instanceof ProposalError) && attempts < MAX_ATTEMPTS) {
+      if (!(error instanceof ProposalError) && contact.attempts < MAX_ATTEMPTS) {
         // Try again later: the contact is due again after the backoff.
-        this.store.moveContact(contactId, "pending", { attempts, leaseUntil: null, nextStepAt: Date.now() + retryDelay(attempts) }, ["processing"]);
+        if (this.#stillHeld(contact)) this.store.moveContact(contactId, "pending", { leaseUntil: null, nextStepAt: Date.now() + retryDelay(contact.attempts) }, ["processing"]);
         return;
       }
-      return this.#failProposal(contact, { ...base, params: {}, reasoning: "", digest: await paramsDigest({}) }, message(error));
+      return this.#failProposal(contact, { ...base, ...blank }, message(error));
     }
     const digest = await paramsDigest(proposal.params);
     const auto = step.require_approval === false;
@@ -123,11 +130,17 @@ export class RunEngine {
 
   /**
    * Executes one approved action under a lease, at most once, then moves its contact to the
-   * next step. A failure is retried with backoff up to MAX_ATTEMPTS, then the action fails.
+   * next step. A failure is retried with backoff; every take counts as an attempt.
    */
   async execute(action: ActionRow, now: number): Promise<void> {
-    const { spec } = this.store.run()!;
+    const run = this.store.run()!;
+    const { spec } = run;
     const { contactId, index } = action;
+    // Its contact or its run ended, or its attempts are spent: it is not sent again, only settled.
+    const contact = this.store.contact(contactId)!;
+    if (CONTACT.isTerminal(contact.status) || FINISHED_RUN_STATUSES.includes(run.status) || action.attempts >= MAX_ATTEMPTS) {
+      return this.#settleUnsent(action, now, contact.stopReason ?? (FINISHED_RUN_STATUSES.includes(run.status) ? "cancelled" : null));
+    }
     const window = spec.sender?.send_window;
     if (window && OUTBOUND.has(action.type) && !inWindow(window, now)) {
       const at = nextOpening(window, now);
@@ -150,12 +163,7 @@ export class RunEngine {
         this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + retryDelay(attempts), leaseUntil: null, error: message(error) }, { from: ["running"] });
         return;
       }
-      this.store.atomically(() => {
-        if (this.store.moveAction(contactId, index, "failed", { leaseUntil: null, error: message(error) }, { from: ["running"] })) {
-          this.store.moveContact(contactId, "failed", { stopReason: "error" }, ["processing"]);
-        }
-      });
-      return;
+      return this.#fail(contactId, index, message(error));
     }
     if (outcome.kind === "stopped") {
       this.store.moveAction(contactId, index, "invalidated", { leaseUntil: null, error: `Not sent: ${outcome.reason}` }, { from: ["running"] });
@@ -171,9 +179,46 @@ export class RunEngine {
       this.#proposeAgain(contactId);
       return;
     }
-    const done = { executedAt: Date.now(), result: outcome.result, leaseUntil: null, error: null };
-    if (!this.store.moveAction(contactId, index, "completed", done, { from: ["running"] })) return;
-    this.#nextStep(contactId, Date.now());
+    this.#complete(contactId, index, outcome.result);
+  }
+
+  #complete(contactId: string, index: number, result: ActionParams): void {
+    const done = { executedAt: Date.now(), result, leaseUntil: null, error: null };
+    if (this.store.moveAction(contactId, index, "completed", done, { from: ["running"] })) this.#nextStep(contactId, Date.now());
+  }
+
+  #fail(contactId: string, index: number, error: string): void {
+    this.store.atomically(() => {
+      if (this.store.moveAction(contactId, index, "failed", { leaseUntil: null, error }, { from: ["running"] })) {
+        this.store.moveContact(contactId, "failed", { stopReason: "error" }, ["processing"]);
+      }
+    });
+  }
+
+  /**
+   * An action an earlier attempt may have delivered, that must not be tried again: recorded
+   * `completed` if that attempt got through, otherwise ended (`invalidated` or `cancelled`
+   * when its contact or run stopped, `failed` when its attempts ran out). Never sends.
+   */
+  async #settleUnsent(action: ActionRow, now: number, stopReason: string | null): Promise<void> {
+    const { spec } = this.store.run()!;
+    const { contactId, index } = action;
+    const attempts = action.attempts + 1;
+    if (!this.store.moveAction(contactId, index, "running", { leaseUntil: now + LEASE_MS, attempts }, { now })) return;
+    await this.armBy(now + LEASE_MS);
+    let done;
+    try {
+      done = await findDone(this.env, spec, action);
+    } catch (error) {
+      // Asked a bounded number of times too; then it is given up as failed, unconfirmed.
+      if (attempts < MAX_ATTEMPTS + 3) this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + retryDelay(attempts), leaseUntil: null }, { from: ["running"] });
+      else this.#fail(contactId, index, `Could not confirm whether it was delivered: ${message(error)}`);
+      return;
+    }
+    if (done) return this.#complete(contactId, index, done);
+    if (stopReason === null) return this.#fail(contactId, index, action.error ?? `Not sent after ${action.attempts} attempts`);
+    const to = stopReason === "cancelled" ? "cancelled" : "invalidated";
+    this.store.moveAction(contactId, index, to, { leaseUntil: null, error: `Not sent: ${stopReason}` }, { from: ["running"] });
   }
 
   #nextStep(contactId: string, now: number): void {
@@ -201,12 +246,14 @@ export class RunEngine {
     if (!contact || CONTACT.isTerminal(contact.status)) return false;
     return this.store.atomically(() => {
       this.store.setSnapshot(contactId, snapshot);
-      const stale = this.store
-        .actionsOf(contactId)
-        .filter((a) => UNDONE.includes(a.status) && (a.type === "email_message" ? String(a.params.to).toLowerCase() !== snapshot.email.toLowerCase() : a.type.startsWith("linkedin_") && a.params.profile_url !== snapshot.linkedin_url));
+      const actions = this.store.actionsOf(contactId);
+      // Tried actions are left to the executor, which sends only to the current address.
+      const stale = actions.filter((a) => untried(a) && (a.type === "email_message" ? String(a.params.to).toLowerCase() !== snapshot.email.toLowerCase() : a.type.startsWith("linkedin_") && a.params.profile_url !== snapshot.linkedin_url));
       const invalidated = stale.filter((a) => this.store.moveAction(contactId, a.index, "invalidated", { error: CONTACT_CHANGED }));
-      if (invalidated.length > 0) this.#proposeAgain(contactId);
-      return invalidated.length > 0;
+      // A proposal being written right now is for the old details: a new round drops it when it lands.
+      const writing = contact.status === "processing" && !actions.some((a) => a.stepIndex === contact.currentStep && a.round === contact.round);
+      if (invalidated.length > 0 || writing) this.#proposeAgain(contactId);
+      return invalidated.length > 0 || writing;
     });
   }
 
@@ -217,8 +264,9 @@ export class RunEngine {
 
   #stop(contactId: string, reason: string, undone: "invalidated" | "cancelled"): boolean {
     if (!this.store.moveContact(contactId, "stopped", { stopReason: reason, nextStepAt: null, leaseUntil: null })) return false;
+    // An action that was tried may have gone out: the executor settles it, without sending.
     for (const action of this.store.actionsOf(contactId)) {
-      if (UNDONE.includes(action.status)) this.store.moveAction(contactId, action.index, undone, undone === "invalidated" ? { error: `Not sent: ${reason}` } : {});
+      if (untried(action)) this.store.moveAction(contactId, action.index, undone, undone === "invalidated" ? { error: `Not sent: ${reason}` } : {});
     }
     return true;
   }
@@ -240,7 +288,7 @@ export class RunEngine {
     const finished = CONTACT.terminal.reduce((sum, s) => sum + (byStatus[s] ?? 0), 0);
     let status: RunStatus = byStatus.awaiting_approval ? "awaiting_approval" : "running";
     let error: string | null = null;
-    if (finished === total) {
+    if (finished === total && this.store.openActionCount() === 0) {
       const failed = byStatus.failed ?? 0;
       status = total > 0 && failed === total ? "failed" : "completed";
       if (status === "failed") error = "Every contact failed; see each contact's actions";

@@ -6,7 +6,7 @@ import { ACTION_PARAMS, canonicalJson, paramsDigest, type ActionParams } from ".
 import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
-import { MIRROR_MAX_FAILURES, RunStore, type ActionRow } from "./run-store";
+import { RunStore, type ActionRow } from "./run-store";
 
 /** While decisions keep arriving, the D1 mirror is written at most this often. */
 const MIRROR_BATCH_MS = 1000;
@@ -29,7 +29,8 @@ export class RunObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#store = new RunStore(ctx.storage);
-    this.#engine = new RunEngine(this.#store, env, (at) => this.#armBy(at));
+    // Issued in the same turn as the lease it covers, so the two are written together.
+    this.#engine = new RunEngine(this.#store, env, (at) => ctx.storage.setAlarm(at));
   }
 
   /** Starts the run; a second start of the same run (a redelivered message) proposes nothing new. */
@@ -61,17 +62,16 @@ export class RunObject extends DurableObject<Env> {
 
   async #advance(): Promise<void> {
     const run = this.#store.run();
-    if (!run) return this.ctx.storage.deleteAlarm();
+    // Never started: what a stop signal kept for it is not needed any more.
+    if (!run) return this.destroy();
     const now = Date.now();
-    let more = false;
-    if (!FINISHED_RUN_STATUSES.includes(run.status)) {
-      const executed = await this.#engine.executeDue(now);
-      const proposed = await this.#engine.proposeDue(now);
-      more = executed.more || proposed.more;
-      if (executed.handled + proposed.handled > 0) {
-        this.#engine.refreshStatus(Date.now());
-        this.#store.touch();
-      }
+    // A finished run only settles actions an earlier attempt may have sent; it proposes nothing.
+    const executed = await this.#engine.executeDue(now);
+    const proposed = FINISHED_RUN_STATUSES.includes(run.status) ? { handled: 0, more: false } : await this.#engine.proposeDue(now);
+    const more = executed.more || proposed.more;
+    if (executed.handled + proposed.handled > 0) {
+      this.#engine.refreshStatus(Date.now());
+      this.#store.touch();
     }
     await this.#mirror();
     await this.#schedule(more);
@@ -138,8 +138,9 @@ export class RunObject extends DurableObject<Env> {
   /** The action a decision names, with its digest checked whatever its status (CONTRACT.md section 8). */
   #decidable(workspaceId: string, contactId: string, index: number, digest: string | undefined) {
     const run = this.#store.run();
-    const action = run?.spec.workspaceId === workspaceId ? this.#store.action(contactId, index) : null;
-    if (!run || !action) return { ok: false as const, result: missing(run ? "action" : "run") };
+    if (run?.spec.workspaceId !== workspaceId) return { ok: false as const, result: missing("run") };
+    const action = this.#store.action(contactId, index);
+    if (!action) return { ok: false as const, result: missing("action") };
     if (digest !== undefined && digest !== action.digest) {
       const result: DecisionResult = { ok: false, status: 409, code: "digest_mismatch", message: `The action's digest is ${action.digest}; it changed since you looked` };
       return { ok: false as const, result };
@@ -157,6 +158,8 @@ export class RunObject extends DurableObject<Env> {
     if (!run) {
       this.#store.migrate();
       for (const { contactId, reason } of signals) this.#store.rememberStop(contactId, reason);
+      // Cleared a day later if the run never starts (cancelled, failed or deleted while queued).
+      if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + 24 * 60 * 60 * 1000);
       return 0;
     }
     if (FINISHED_RUN_STATUSES.includes(run.status)) return 0;
@@ -174,16 +177,17 @@ export class RunObject extends DurableObject<Env> {
     return changed;
   }
 
-  /** Cancels the run; false when it has not started or has finished. */
-  async cancel(workspaceId: string): Promise<{ cancelled: boolean }> {
+  /** Cancels the run and answers its summary; null when it has not started, or has finished. */
+  async cancel(workspaceId: string) {
     const run = this.#store.run();
-    if (!run || run.spec.workspaceId !== workspaceId || FINISHED_RUN_STATUSES.includes(run.status)) return { cancelled: false };
+    if (!run || run.spec.workspaceId !== workspaceId || FINISHED_RUN_STATUSES.includes(run.status)) return null;
     this.#engine.cancel(Date.now());
     this.#store.touch();
     // Run lists read D1: a cancel shows there at once (and is retried by the alarm if D1 fails).
     await this.#mirror();
     await this.#schedule();
-    return { cancelled: true };
+    const { contacts: _c, contacts_total: _t, contacts_next_offset: _n, ...summary } = runView(this.#store, this.#store.run()!, { offset: 0, limit: 0 });
+    return summary;
   }
 
   /** Forgets the run entirely: its deletion with the agent. */
@@ -221,25 +225,21 @@ export class RunObject extends DurableObject<Env> {
   #deciding = 0;
   #mirroredAt = 0;
 
-  async #armBy(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
-  }
-
   /**
    * Copies the run's summary to its D1 row when it is behind. A failed write is retried with
    * backoff by the alarm; nothing else waits on it.
    */
   async #mirror(): Promise<void> {
     const state = this.#store.mirrorState();
-    if (state.version <= state.mirrorSeq || state.failures >= MIRROR_MAX_FAILURES || (state.retryAt ?? 0) > Date.now()) return;
+    if (state.version <= state.mirrorSeq || (state.retryAt ?? 0) > Date.now()) return;
     let outcome;
     try {
       outcome = await mirrorRun(this.env.DB, this.#store, state.version);
     } catch (error) {
       const failures = state.failures + 1;
       console.error(JSON.stringify({ level: "warn", message: "run mirror failed", run_id: this.#store.run()?.spec.runId, failures, error: String(error) }));
-      this.#store.mirrorFailed(failures < MIRROR_MAX_FAILURES ? Date.now() + retryDelay(failures) : null);
+      // It keeps trying, at most every 15 minutes: a D1 row left behind would misreport the run.
+      this.#store.mirrorFailed(Date.now() + retryDelay(failures));
       return;
     }
     this.#store.mirrored(state.version);

@@ -1,7 +1,6 @@
 import type { ActionType } from "../schemas/agents";
 import type { ActionParams } from "./actions";
 import type { ActionStatus, ContactStatus } from "./machine";
-import type { ActionRow, ContactRow, Decision } from "./run-store";
 import type { ContactSnapshot } from "./spec";
 
 /** Versioned schema steps; each runs once, in order, inside blockConcurrencyWhile. */
@@ -23,7 +22,8 @@ export const MIGRATIONS = [
   `ALTER TABLE run ADD COLUMN mirror_seq INTEGER NOT NULL DEFAULT 0;`,
   // Leases get their own column (scheduled_for means only "scheduled"); executions and
   // proposals count their attempts; a step proposed again (its contact's email changed)
-  // is a new round, so the one-action-per-step key becomes (contact, step, round).
+  // is a new round, so the one-action-per-step key becomes (contact, step, round). A contact
+  // the old code left mid-proposal is due again at once.
   `ALTER TABLE contacts ADD COLUMN lease_until INTEGER;
    ALTER TABLE contacts ADD COLUMN round INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE contacts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
@@ -42,12 +42,89 @@ export const MIGRATIONS = [
    DROP TABLE actions;
    ALTER TABLE actions_v3 RENAME TO actions;
    CREATE INDEX actions_status ON actions (status, scheduled_for);
+   UPDATE contacts SET lease_until = 0 WHERE status = 'processing' AND NOT EXISTS
+     (SELECT 1 FROM actions a WHERE a.contact_id = contacts.contact_id AND a.step_index = contacts.current_step);
    ALTER TABLE run ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
    UPDATE run SET version = mirror_seq + 1;
    ALTER TABLE run ADD COLUMN mirror_retry_at INTEGER;
    ALTER TABLE run ADD COLUMN mirror_failures INTEGER NOT NULL DEFAULT 0;
    CREATE TABLE early_stops (contact_id TEXT PRIMARY KEY, reason TEXT NOT NULL);`,
 ];
+
+export type Decision = { kind: "approve" | "reject"; by_key_id: string | null; reason: string | null; edited: boolean };
+
+export type ContactRow = {
+  position: number;
+  contactId: string;
+  /** Null when the contact was deleted before the run started. */
+  snapshot: ContactSnapshot | null;
+  status: ContactStatus;
+  currentStep: number;
+  /** Bumped when the current step must be proposed again (the contact's address changed). */
+  round: number;
+  nextStepAt: number | null;
+  /** While a proposal is being made: when it may be taken over if its maker died. */
+  leaseUntil: number | null;
+  attempts: number;
+  stopReason: string | null;
+};
+export type ActionRow = {
+  contactId: string;
+  index: number;
+  stepId: string;
+  stepIndex: number;
+  round: number;
+  type: ActionType;
+  status: ActionStatus;
+  identityId: string | null;
+  params: ActionParams;
+  originalParams: ActionParams | null;
+  reasoning: string;
+  digest: string;
+  proposedAt: number;
+  decidedAt: number | null;
+  decision: Decision | null;
+  scheduledFor: number | null;
+  leaseUntil: number | null;
+  attempts: number;
+  executedAt: number | null;
+  result: ActionParams | null;
+  error: string | null;
+};
+
+export type ContactFields = Partial<Pick<ContactRow, "currentStep" | "round" | "nextStepAt" | "leaseUntil" | "attempts" | "stopReason">>;
+export type ActionFields = Partial<
+  Pick<ActionRow, "params" | "originalParams" | "digest" | "decidedAt" | "decision" | "scheduledFor" | "leaseUntil" | "attempts" | "executedAt" | "result" | "error">
+>;
+
+const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
+export const CONTACT_COLUMNS: Record<keyof ContactFields, [string, (v: never) => SqlStorageValue]> = {
+  currentStep: ["current_step", (v: number) => v],
+  round: ["round", (v: number) => v],
+  nextStepAt: ["next_step_at", (v: number | null) => v],
+  leaseUntil: ["lease_until", (v: number | null) => v],
+  attempts: ["attempts", (v: number) => v],
+  stopReason: ["stop_reason", (v: string | null) => v],
+};
+export const ACTION_COLUMNS: Record<keyof ActionFields, [string, (v: never) => SqlStorageValue]> = {
+  params: ["params", json],
+  originalParams: ["original_params", json],
+  digest: ["digest", (v: string) => v],
+  decidedAt: ["decided_at", (v: number | null) => v],
+  decision: ["decision", json],
+  scheduledFor: ["scheduled_for", (v: number | null) => v],
+  leaseUntil: ["lease_until", (v: number | null) => v],
+  attempts: ["attempts", (v: number) => v],
+  executedAt: ["executed_at", (v: number | null) => v],
+  result: ["result", json],
+  error: ["error", (v: string | null) => v],
+};
+
+/** The `SET` clauses and values for the fields given, by a column map. */
+export function assignments(fields: object, columns: Record<string, [string, (v: never) => SqlStorageValue]>) {
+  const entries = Object.entries(fields).filter(([key, value]) => value !== undefined && key in columns);
+  return { sets: entries.map(([key]) => `${columns[key]![0]} = ?`), values: entries.map(([key, value]) => columns[key]![1](value as never)) };
+}
 
 export const parse = <T>(value: unknown): T => (value === null ? null : JSON.parse(value as string)) as T;
 export const num = (value: unknown) => (value === null || value === undefined ? null : Number(value));

@@ -1,83 +1,9 @@
-import type { ActionType } from "../schemas/agents";
-import type { ActionParams } from "./actions";
-import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
-import { MIGRATIONS, num, parse, toAction, toContact } from "./run-rows";
+import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, OPEN_ACTIONS, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
+import { ACTION_COLUMNS, assignments, CONTACT_COLUMNS, MIGRATIONS, num, parse, toAction, toContact, type ActionFields, type ActionRow, type ContactFields, type ContactRow } from "./run-rows";
 import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
 
-export type Decision = { kind: "approve" | "reject"; by_key_id: string | null; reason: string | null; edited: boolean };
-
 export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
-export type ContactRow = {
-  position: number;
-  contactId: string;
-  /** Null when the contact was deleted before the run started. */
-  snapshot: ContactSnapshot | null;
-  status: ContactStatus;
-  currentStep: number;
-  /** Bumped when the current step must be proposed again (the contact's address changed). */
-  round: number;
-  nextStepAt: number | null;
-  /** While a proposal is being made: when it may be taken over if its maker died. */
-  leaseUntil: number | null;
-  attempts: number;
-  stopReason: string | null;
-};
-export type ActionRow = {
-  contactId: string;
-  index: number;
-  stepId: string;
-  stepIndex: number;
-  round: number;
-  type: ActionType;
-  status: ActionStatus;
-  identityId: string | null;
-  params: ActionParams;
-  originalParams: ActionParams | null;
-  reasoning: string;
-  digest: string;
-  proposedAt: number;
-  decidedAt: number | null;
-  decision: Decision | null;
-  scheduledFor: number | null;
-  leaseUntil: number | null;
-  attempts: number;
-  executedAt: number | null;
-  result: ActionParams | null;
-  error: string | null;
-};
-
-type ContactFields = Partial<Pick<ContactRow, "currentStep" | "round" | "nextStepAt" | "leaseUntil" | "attempts" | "stopReason">>;
-type ActionFields = Partial<
-  Pick<ActionRow, "params" | "originalParams" | "digest" | "decidedAt" | "decision" | "scheduledFor" | "leaseUntil" | "attempts" | "executedAt" | "result" | "error">
->;
-
-const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
-const CONTACT_COLUMNS: Record<keyof ContactFields, [string, (v: never) => SqlStorageValue]> = {
-  currentStep: ["current_step", (v: number) => v],
-  round: ["round", (v: number) => v],
-  nextStepAt: ["next_step_at", (v: number | null) => v],
-  leaseUntil: ["lease_until", (v: number | null) => v],
-  attempts: ["attempts", (v: number) => v],
-  stopReason: ["stop_reason", (v: string | null) => v],
-};
-const ACTION_COLUMNS: Record<keyof ActionFields, [string, (v: never) => SqlStorageValue]> = {
-  params: ["params", json],
-  originalParams: ["original_params", json],
-  digest: ["digest", (v: string) => v],
-  decidedAt: ["decided_at", (v: number | null) => v],
-  decision: ["decision", json],
-  scheduledFor: ["scheduled_for", (v: number | null) => v],
-  leaseUntil: ["lease_until", (v: number | null) => v],
-  attempts: ["attempts", (v: number) => v],
-  executedAt: ["executed_at", (v: number | null) => v],
-  result: ["result", json],
-  error: ["error", (v: string | null) => v],
-};
-
-function assignments(fields: object, columns: Record<string, [string, (v: never) => SqlStorageValue]>) {
-  const entries = Object.entries(fields).filter(([key, value]) => value !== undefined && key in columns);
-  return { sets: entries.map(([key]) => `${columns[key]![0]} = ?`), values: entries.map(([key, value]) => columns[key]![1](value as never)) };
-}
+export type { ActionRow, ContactRow, Decision } from "./run-rows";
 
 /**
  * Typed access to one run's SQLite storage. Every method is synchronous, so nothing
@@ -95,17 +21,21 @@ export class RunStore {
     if (this.#ready) this.migrate();
   }
 
-  private get sql(): SqlStorage {
+  /** For reads that belong to one caller (the run view's pages): writes go through the methods. */
+  get sql(): SqlStorage {
     return this.storage.sql;
   }
 
   migrate(): void {
     this.sql.exec("CREATE TABLE IF NOT EXISTS _schema (version INTEGER NOT NULL)");
     const version = Number(this.sql.exec("SELECT coalesce(max(version), 0) AS v FROM _schema").one().v);
-    MIGRATIONS.slice(version).forEach((statement, i) => {
-      this.sql.exec(statement);
-      this.sql.exec("INSERT INTO _schema (version) VALUES (?)", version + i + 1);
-    });
+    // Each step lands whole or not at all.
+    MIGRATIONS.slice(version).forEach((statement, i) =>
+      this.atomically(() => {
+        this.sql.exec(statement);
+        this.sql.exec("INSERT INTO _schema (version) VALUES (?)", version + i + 1);
+      }),
+    );
     this.#ready = true;
   }
 
@@ -177,7 +107,7 @@ export class RunStore {
     this.sql.exec("UPDATE run SET mirror_seq = max(mirror_seq, ?), mirror_failures = 0, mirror_retry_at = NULL WHERE id = 1", version);
   }
 
-  mirrorFailed(retryAt: number | null): void {
+  mirrorFailed(retryAt: number): void {
     this.sql.exec("UPDATE run SET mirror_failures = mirror_failures + 1, mirror_retry_at = ? WHERE id = 1", retryAt);
   }
 
@@ -200,19 +130,6 @@ export class RunStore {
 
   contacts(): ContactRow[] {
     return this.sql.exec("SELECT * FROM contacts ORDER BY position").toArray().map(toContact);
-  }
-
-  /** One page of contacts in trigger order, optionally of one status, and how many match. */
-  contactsPage(offset: number, limit: number, status?: ContactStatus): { rows: ContactRow[]; total: number } {
-    const where = status ? "WHERE status = ?" : "";
-    const args = status ? [status] : [];
-    const rows = this.sql.exec(`SELECT * FROM contacts ${where} ORDER BY position LIMIT ? OFFSET ?`, ...args, limit, offset).toArray().map(toContact);
-    const total = Number(this.sql.exec(`SELECT count(*) AS n FROM contacts ${where}`, ...args).one().n);
-    return { rows, total };
-  }
-
-  contactCount(): number {
-    return Number(this.sql.exec("SELECT count(*) AS n FROM contacts").one().n);
   }
 
   /** Contacts whose next step is due, and proposals whose maker's lease lapsed; oldest first. */
@@ -262,27 +179,6 @@ export class RunStore {
 
   actionsOf(contactId: string): ActionRow[] {
     return this.sql.exec("SELECT * FROM actions WHERE contact_id = ? ORDER BY idx", contactId).toArray().map(toAction);
-  }
-
-  /** Every action of these contacts, in one read. */
-  actionsOfContacts(contactIds: string[]): ActionRow[] {
-    if (contactIds.length === 0) return [];
-    return this.sql
-      .exec(`SELECT actions.* FROM actions JOIN json_each(?) AS ids ON ids.value = actions.contact_id ORDER BY contact_id, idx`, JSON.stringify(contactIds))
-      .toArray()
-      .map(toAction);
-  }
-
-  /** Roughly how many bytes each contact's actions take as JSON, from their stored text. */
-  actionBytes(contactIds: string[]): Map<string, number> {
-    if (contactIds.length === 0) return new Map();
-    const rows = this.sql.exec(
-      `SELECT contact_id, sum(length(params) + length(reasoning) + coalesce(length(original_params), 0) + coalesce(length(result), 0)
-         + coalesce(length(error), 0) + coalesce(length(decision), 0) + 350) AS bytes
-       FROM actions JOIN json_each(?) AS ids ON ids.value = actions.contact_id GROUP BY contact_id`,
-      JSON.stringify(contactIds),
-    );
-    return new Map(rows.toArray().map((r) => [r.contact_id as string, Number(r.bytes)]));
   }
 
   /** Actions ready to carry out: approved, scheduled and due, or running under a lapsed lease. */
@@ -342,6 +238,11 @@ export class RunStore {
     return cursor.rowsWritten > 0;
   }
 
+  /** Actions approved and not yet done: a run with any is not finished. */
+  openActionCount(): number {
+    return Number(this.sql.exec(`SELECT count(*) AS n FROM actions WHERE status IN (${OPEN_ACTIONS.map(() => "?").join(", ")})`, ...OPEN_ACTIONS).one().n);
+  }
+
   counts(): RunCounts {
     const counts = emptyCounts();
     for (const row of this.sql.exec("SELECT status, count(*) AS n FROM actions GROUP BY status")) {
@@ -356,9 +257,9 @@ export class RunStore {
     return out;
   }
 
-  /** When the D1 mirror should next be written: null when it is current (or gave up until the next change). */
+  /** When the D1 mirror should next be written: null when it is current. */
   mirrorDueAt(): number | null {
-    const row = this.sql.exec("SELECT coalesce(mirror_retry_at, 0) AS t FROM run WHERE version > mirror_seq AND mirror_failures < ?", MIRROR_MAX_FAILURES).toArray()[0];
+    const row = this.sql.exec("SELECT coalesce(mirror_retry_at, 0) AS t FROM run WHERE version > mirror_seq").toArray()[0];
     return row ? Number(row.t) : null;
   }
 
@@ -378,9 +279,6 @@ export class RunStore {
     return times.length > 0 ? Math.min(...times) : null;
   }
 }
-
-/** After this many failed D1 writes in a row the mirror waits for the run's next change. */
-export const MIRROR_MAX_FAILURES = 20;
 
 export const stepWait = (spec: RunPlan, stepIndex: number) => {
   const wait = spec.steps[stepIndex]?.wait;

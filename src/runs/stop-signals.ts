@@ -67,7 +67,9 @@ export async function signalContacts(db: Db, env: Env, workspaceId: string, sign
       return;
     }
     const results = await Promise.allSettled(messages.map((m) => deliverSignal(env, m)));
-    for (const result of results) if (result.status === "rejected") logFailure(result.reason);
+    // A run that could not be told now is told through the queue, which retries it.
+    const failed = messages.filter((_, i) => results[i]!.status === "rejected");
+    if (failed.length > 0) await env.RUN_QUEUE.sendBatch(failed.map((body) => ({ body })));
   } catch (error) {
     logFailure(error);
   }

@@ -1,5 +1,6 @@
 import { iso } from "../lib/time";
 import type { ContactStatus } from "./machine";
+import { toAction, toContact } from "./run-rows";
 import type { ActionRow, ContactRow, RunRow, RunStore } from "./run-store";
 import type { RunPlan } from "./spec";
 
@@ -58,18 +59,23 @@ export type ContactProgress = ReturnType<typeof toContactProgress>;
 /** The run's summary and one budgeted page of its contacts, as the run object answers it. */
 export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
   const { spec } = run;
-  const { rows, total } = store.contactsPage(page.offset, page.limit, page.status);
+  const { sql } = store;
+  const where = page.status ? "WHERE status = ?" : "";
+  const args = page.status ? [page.status] : [];
+  const rows = sql.exec(`SELECT * FROM contacts ${where} ORDER BY position LIMIT ? OFFSET ?`, ...args, page.limit, page.offset).toArray().map(toContact);
+  const count = (filter: string, ...values: SqlStorageValue[]) => Number(sql.exec(`SELECT count(*) AS n FROM contacts ${filter}`, ...values).one().n);
+  const total = count(where, ...args);
   // Sized from the stored text, so nothing past the budget is read or parsed.
-  const sizes = store.actionBytes(rows.map((r) => r.contactId));
+  const sizes = actionBytes(sql, rows.map((r) => r.contactId));
   let bytes = 0;
-  let count = 0;
+  let fits = 0;
   for (const row of rows) {
     bytes += CONTACT_OVERHEAD_BYTES + (sizes.get(row.contactId) ?? 0);
-    if (count > 0 && bytes > PAGE_BUDGET_BYTES) break;
-    count++;
+    if (fits > 0 && bytes > PAGE_BUDGET_BYTES) break;
+    fits++;
   }
-  const kept = rows.slice(0, count);
-  const actions = Map.groupBy(store.actionsOfContacts(kept.map((r) => r.contactId)), (a) => a.contactId);
+  const kept = rows.slice(0, fits);
+  const actions = Map.groupBy(actionsOf(sql, kept.map((r) => r.contactId)), (a) => a.contactId);
   const contacts = kept.map((row) => toContactProgress(spec, row, actions.get(row.contactId) ?? []));
   const next = page.offset + contacts.length;
   return {
@@ -78,7 +84,7 @@ export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
     agent_id: spec.agentId,
     status: run.status,
     trigger: spec.trigger,
-    contact_count: page.status ? store.contactCount() : total,
+    contact_count: page.status ? count("") : total,
     counts: store.counts(),
     created_at: iso(spec.triggeredAt)!,
     started_at: iso(run.startedAt),
@@ -90,3 +96,22 @@ export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
   };
 }
 export type RunView = ReturnType<typeof runView>;
+
+const byContacts = "FROM actions JOIN json_each(?) AS ids ON ids.value = actions.contact_id";
+
+/** Every action of these contacts, in one read. */
+function actionsOf(sql: SqlStorage, contactIds: string[]): ActionRow[] {
+  if (contactIds.length === 0) return [];
+  return sql.exec(`SELECT actions.* ${byContacts} ORDER BY contact_id, idx`, JSON.stringify(contactIds)).toArray().map(toAction);
+}
+
+/** Roughly how many bytes each contact's actions take as JSON, from their stored text. */
+function actionBytes(sql: SqlStorage, contactIds: string[]): Map<string, number> {
+  if (contactIds.length === 0) return new Map();
+  const rows = sql.exec(
+    `SELECT contact_id, sum(length(params) + length(reasoning) + coalesce(length(original_params), 0) + coalesce(length(result), 0)
+       + coalesce(length(error), 0) + coalesce(length(decision), 0) + 350) AS bytes ${byContacts} GROUP BY contact_id`,
+    JSON.stringify(contactIds),
+  );
+  return new Map(rows.toArray().map((r) => [r.contact_id as string, Number(r.bytes)]));
+}
