@@ -141,6 +141,22 @@ describe("a contact whose email changes", () => {
   });
 });
 
+describe("the details a run shows of its contacts", () => {
+  it("follow a PATCH and a batch upsert while the run is active, and come from D1 once it has finished", async () => {
+    const { key, contact, runId } = await pendingEmail({ company: "Acme" });
+    await patchContact(key, contact.id, { first_name: "Augusta", job_title: "Countess" });
+    await api("/v1/contacts/batch", { method: "POST", key, body: { contacts: [{ email: contact.email, company: "Analytical Engines" }] } });
+
+    const shown = contactOf(await getRun(key, runId), contact.id).contact;
+    expect(shown).toStrictEqual({ email: contact.email, first_name: "Augusta", last_name: null, company: "Analytical Engines", job_title: "Countess", lifecycle_stage: null });
+
+    expect((await reject(key, runId, contact.id, 0)).status).toBe(200);
+    // Finished runs are no longer told: they read D1.
+    await env.DB.prepare("UPDATE contacts SET first_name = 'Ada' WHERE id = ?").bind(contact.id).run();
+    expect(contactOf(await getRun(key, runId), contact.id).contact.first_name).toBe("Ada");
+  });
+});
+
 describe("a digest sent with a decision", () => {
   it("is checked even after someone else decided: an edit-approval makes the old digest a 409", async () => {
     const { key, contact, runId } = await pendingEmail();

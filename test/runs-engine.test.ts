@@ -269,7 +269,7 @@ describe("executing and alarming again", () => {
     expect(await deliveryRows(runId, ada.id, 0)).toHaveLength(1);
 
     // What the object holds if it died after the delivery was written but before it said so.
-    await runSql(runId, "UPDATE actions SET status = 'running', executed_at = NULL, result = NULL WHERE contact_id = ? AND idx = 0", ada.id);
+    await runSql(runId, "UPDATE actions SET status = 'running', lease_until = ?, executed_at = NULL, result = NULL WHERE contact_id = ? AND idx = 0", Date.now() - 1, ada.id);
     await runSql(runId, "UPDATE contacts SET status = 'processing', current_step = 0, next_step_at = NULL WHERE contact_id = ?", ada.id);
     expect(await advance(runId)).toBe(true);
 

@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { contacts } from "../db/schema";
 import { batchRead, chunk, D1_MAX_PARAMS } from "../lib/d1";
@@ -88,23 +88,19 @@ export async function findContactsByEmails(db: Db, workspaceId: string, emails: 
   );
 }
 
-/** The details a run shows of each of its contacts, for these ids (chunked like `findContactsByIds`). */
+/** The details a run shows of each of its contacts, for these ids: one statement, the ids as one JSON parameter. */
 export async function contactSummaries(db: Db, workspaceId: string, ids: readonly string[]) {
-  return batchRead(
-    db,
-    chunk(ids, D1_MAX_PARAMS - 1).map((part) =>
-      db
-        .select({
-          id: contacts.id,
-          email: contacts.email,
-          first_name: contacts.firstName,
-          last_name: contacts.lastName,
-          company: contacts.company,
-          job_title: contacts.jobTitle,
-          lifecycle_stage: contacts.lifecycleStage,
-        })
-        .from(contacts)
-        .where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.id, part))),
-    ),
-  );
+  if (ids.length === 0) return [];
+  return db
+    .select({
+      id: contacts.id,
+      email: contacts.email,
+      first_name: contacts.firstName,
+      last_name: contacts.lastName,
+      company: contacts.company,
+      job_title: contacts.jobTitle,
+      lifecycle_stage: contacts.lifecycleStage,
+    })
+    .from(contacts)
+    .where(and(eq(contacts.workspaceId, workspaceId), sql`${contacts.id} IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`));
 }

@@ -12,7 +12,7 @@ import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson } from "../events/event-record";
-import { signalContacts, signalStops, snapshotOf } from "../runs/stop-signals";
+import { changesDetails, signalContacts, snapshotOf } from "../runs/stop-signals";
 import { IdParam, Pagination } from "../schemas/common";
 import { BatchContactsBody, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
 import { ListEventsQuery } from "../schemas/events";
@@ -56,7 +56,13 @@ export const contacts = new Hono<AppEnv>()
     const results = await upsertContacts(c.var.db, c.var.auth.workspaceId, bodies);
     const unsubscribing = new Set(bodies.filter((b) => b.unsubscribed === true).map((b) => b.email.toLowerCase()));
     const unsubscribed = results.filter((r) => unsubscribing.has(r.email.toLowerCase()));
-    await signalStops(c.var.db, c.env, c.var.auth.workspaceId, unsubscribed.map((r) => ({ contactId: r.id, type: "contact.unsubscribed" })));
+    // Runs keep their contacts' details: updated ones are told, as are the unsubscribed.
+    // Matched by email, so only its case can change there: other fields decide.
+    const detailed = new Set(bodies.filter(({ email: _e, ...rest }) => changesDetails(rest)).map((b) => b.email.toLowerCase()));
+    await signalContacts(c.var.db, c.env, c.var.auth.workspaceId, {
+      stops: unsubscribed.map((r) => ({ contactId: r.id, reason: "unsubscribe" as const })),
+      changedIds: results.filter((r) => !r.created && detailed.has(r.email.toLowerCase())).map((r) => r.id),
+    });
     const created = results.filter((r) => r.created).length;
     return c.json({ status: "success", created, updated: results.length - created, contacts: results });
   })
@@ -81,11 +87,11 @@ export const contacts = new Hono<AppEnv>()
       throw error;
     }
     if (!row) throw notFound("contact");
-    // Unsubscribing through the contact stops its sequences just as the event does; a new
-    // address takes back what was written for the old one, which is proposed again.
+    // Unsubscribing through the contact stops its sequences just as the event does; runs
+    // learn new details, and a new address takes back what was written for the old one.
     await signalContacts(c.var.db, c.env, c.var.auth.workspaceId, {
       stops: body.unsubscribed === true ? [{ contactId: row.id, reason: "unsubscribe" }] : [],
-      changes: body.email !== undefined || body.linkedin_url !== undefined ? [{ contactId: row.id, snapshot: snapshotOf(row) }] : [],
+      changes: changesDetails(body) ? [{ contactId: row.id, snapshot: snapshotOf(row) }] : [],
     });
     return c.json({ status: "success", contact: toContactJson(row) });
   })

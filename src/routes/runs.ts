@@ -77,8 +77,13 @@ export const runs = new Hono<AppEnv>()
     let run = (await runStub(c.env, runId).view(workspaceId, { offset, limit, status })) ?? (await queuedView(db, workspaceId, runId, { offset, limit, status }));
     // Runs started before the object kept its job id and trigger: those come from D1.
     if (!run.job_id) run = { ...run, ...pick(toRunJson((await findRun(db, workspaceId, runId))!), ["job_id", "trigger"]) };
-    const details = new Map((await contactSummaries(db, workspaceId, run.contacts.map((p) => p.contact_id))).map(({ id, ...d }) => [id, d]));
-    const contacts = run.contacts.map(({ contact_id, ...rest }) => ({ contact_id, contact: details.get(contact_id) ?? null, ...rest }));
+    // A started, unfinished run's object is told of every change to its contacts' details;
+    // for a queued or finished run the current details come from D1.
+    let { contacts } = run;
+    if (run.status !== "running" && run.status !== "awaiting_approval") {
+      const details = new Map((await contactSummaries(db, workspaceId, contacts.map((p) => p.contact_id))).map(({ id, ...d }) => [id, d]));
+      contacts = contacts.map((p) => ({ ...p, contact: details.get(p.contact_id) ?? null }));
+    }
     return c.json({ status: "success", run: { ...run, contacts_limit: limit, contacts_offset: offset, contacts } });
   })
 
@@ -134,7 +139,7 @@ async function queuedView(db: Db, workspaceId: string, runId: string, page: Cont
   ]);
   if (!row) throw notFound("run");
   const total = page.status && page.status !== "pending" ? 0 : totals!.total;
-  const contacts = targets.map((t) => ({ contact_id: t.contactId, status: "pending" as const, current_step: 0, current_step_id: null, next_step_at: null, stop_reason: null, actions: [] }));
+  const contacts = targets.map((t) => ({ contact_id: t.contactId, contact: null, status: "pending" as const, current_step: 0, current_step_id: null, next_step_at: null, stop_reason: null, actions: [] }));
   const next = page.offset + contacts.length;
   return { ...toRunJson(row), contacts_total: total, contacts_next_offset: next < total ? next : null, contacts };
 }

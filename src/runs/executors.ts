@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
 import type { StopReason } from "./machine";
 import { CHANNEL, type ActionParams } from "./actions";
@@ -38,9 +39,10 @@ const REACHABLE = `c.id = ?1 AND c.unsubscribed = 0
 /**
  * Carries out an approved action. Each write is keyed by the action, so running this
  * twice (an alarm retried, an approval racing an alarm) leaves one note or one delivery;
- * a delivery the action already made is reported, never taken back.
+ * a delivery the action already made is reported, never taken back. The write goes through
+ * the run's batcher, so a burst of approvals shares D1 round trips.
  */
-export async function executeAction(env: Env, spec: RunPlan, action: ActionRow): Promise<Execution> {
+export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, action: ActionRow): Promise<Execution> {
   const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
   const channel = CHANNEL[action.type];
   const now = Date.now();
@@ -52,23 +54,23 @@ export async function executeAction(env: Env, spec: RunPlan, action: ActionRow):
 
   let inserted: { id: string } | null;
   if (action.type === "create_note") {
-    inserted = await env.DB.prepare(
-      `INSERT INTO notes (id, workspace_id, contact_id, body, action_key, run_id, created_at)
-       SELECT ?5, c.workspace_id, c.id, ?6, ?7, ?8, ?4 FROM contacts c WHERE ${REACHABLE.replace("e.created_at >= ?4", "e.created_at >= ?9")}
-       ON CONFLICT (action_key) DO NOTHING RETURNING id`,
-    )
-      .bind(action.contactId, null, null, now, newId("note"), String(action.params.note), actionKey, spec.runId, spec.triggeredAt)
-      .first<{ id: string }>();
+    inserted = await writes.first(
+      env.DB.prepare(
+        `INSERT INTO notes (id, workspace_id, contact_id, body, action_key, run_id, created_at)
+         SELECT ?5, c.workspace_id, c.id, ?6, ?7, ?8, ?4 FROM contacts c WHERE ${REACHABLE.replace("e.created_at >= ?4", "e.created_at >= ?9")}
+         ON CONFLICT (action_key) DO NOTHING RETURNING id`,
+      ).bind(action.contactId, null, null, now, newId("note"), String(action.params.note), actionKey, spec.runId, spec.triggeredAt),
+    );
     if (inserted) return { kind: "done", result: { note_id: inserted.id } };
   } else {
     // An email or LinkedIn delivery marks the contact contacted (a trigger in migration 0006).
-    inserted = await env.DB.prepare(
-      `INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel, params, created_at)
-       SELECT ?5, c.workspace_id, ?7, ?8, ?9, c.id, ?10, ?11, ?12, ?13, ?14, ?6 FROM contacts c WHERE ${REACHABLE}
-       ON CONFLICT (action_key) DO NOTHING RETURNING id`,
-    )
-      .bind(...guard, newId("dlv"), now, actionKey, spec.runId, spec.agentId, action.index, action.type, action.identityId, channel, JSON.stringify(action.params))
-      .first<{ id: string }>();
+    inserted = await writes.first(
+      env.DB.prepare(
+        `INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel, params, created_at)
+         SELECT ?5, c.workspace_id, ?7, ?8, ?9, c.id, ?10, ?11, ?12, ?13, ?14, ?6 FROM contacts c WHERE ${REACHABLE}
+         ON CONFLICT (action_key) DO NOTHING RETURNING id`,
+      ).bind(...guard, newId("dlv"), now, actionKey, spec.runId, spec.agentId, action.index, action.type, action.identityId, channel, JSON.stringify(action.params)),
+    );
     if (inserted) return { kind: "done", result: { delivery_id: inserted.id, channel } };
   }
   return explain(env, spec, action, actionKey, channel);

@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import type { D1Batcher } from "../lib/d1-batcher";
 import { issuesToDetails } from "../lib/validate";
 import { ACTION_PARAMS, paramsDigest, type ActionParams } from "./actions";
 import { executeAction, ExecutionError, findDone } from "./executors";
@@ -39,6 +40,7 @@ export class RunEngine {
     private readonly store: RunStore,
     private readonly env: Env,
     private readonly armBy: ArmBy,
+    private readonly writes: D1Batcher,
   ) {}
 
   /** Proposes the current step for contacts that are due. */
@@ -156,7 +158,7 @@ export class RunEngine {
 
     let outcome;
     try {
-      outcome = await executeAction(this.env, spec, action);
+      outcome = await executeAction(this.env, this.writes, spec, action);
     } catch (error) {
       const permanent = error instanceof ExecutionError && error.permanent;
       if (!permanent && attempts < MAX_ATTEMPTS) {
@@ -264,6 +266,7 @@ export class RunEngine {
 
   #stop(contactId: string, reason: string, undone: "invalidated" | "cancelled"): boolean {
     if (!this.store.moveContact(contactId, "stopped", { stopReason: reason, nextStepAt: null, leaseUntil: null })) return false;
+    if (reason === "contact_deleted") this.store.setSnapshot(contactId, null);
     // An action that was tried may have gone out: the executor settles it, without sending.
     for (const action of this.store.actionsOf(contactId)) {
       if (untried(action)) this.store.moveAction(contactId, action.index, undone, undone === "invalidated" ? { error: `Not sent: ${reason}` } : {});
@@ -283,15 +286,13 @@ export class RunEngine {
   refreshStatus(now: number): RunStatus {
     const run = this.store.run()!;
     if (FINISHED_RUN_STATUSES.includes(run.status)) return run.status;
-    const byStatus = this.store.contactStatusCounts();
-    const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
-    const finished = CONTACT.terminal.reduce((sum, s) => sum + (byStatus[s] ?? 0), 0);
-    let status: RunStatus = byStatus.awaiting_approval ? "awaiting_approval" : "running";
+    let status: RunStatus = this.store.anyContactIn(["awaiting_approval"]) ? "awaiting_approval" : "running";
     let error: string | null = null;
-    if (finished === total && this.store.openActionCount() === 0) {
-      const failed = byStatus.failed ?? 0;
-      status = total > 0 && failed === total ? "failed" : "completed";
-      if (status === "failed") error = "Every contact failed; see each contact's actions";
+    const unfinished = CONTACT.statuses.filter((s) => !CONTACT.isTerminal(s));
+    if (!this.store.anyContactIn(unfinished) && this.store.openActionCount() === 0) {
+      const allFailed = !this.store.anyContactIn(["completed", "stopped"]) && this.store.anyContactIn(["failed"]);
+      status = allFailed ? "failed" : "completed";
+      if (allFailed) error = "Every contact failed; see each contact's actions";
     }
     if (status !== run.status || error) this.store.setRunStatus(status, now, error);
     return status;

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { D1Batcher } from "../lib/d1-batcher";
 import type { ErrorDetail } from "../lib/errors";
 import { issuesToDetails } from "../lib/validate";
 import { ACTION_PARAMS, canonicalJson, paramsDigest, type ActionParams } from "./actions";
@@ -30,7 +31,7 @@ export class RunObject extends DurableObject<Env> {
     super(ctx, env);
     this.#store = new RunStore(ctx.storage);
     // Issued in the same turn as the lease it covers, so the two are written together.
-    this.#engine = new RunEngine(this.#store, env, (at) => ctx.storage.setAlarm(at));
+    this.#engine = new RunEngine(this.#store, env, (at) => this.#armBy(at), new D1Batcher(env.DB));
   }
 
   /** Starts the run; a second start of the same run (a redelivered message) proposes nothing new. */
@@ -52,7 +53,7 @@ export class RunObject extends DurableObject<Env> {
    */
   override alarm(): Promise<void> {
     // Before anything else: should this pass die anywhere, the run wakes again.
-    const watchdog = this.ctx.storage.setAlarm(Date.now() + LEASE_MS);
+    const watchdog = this.#setAlarm(Date.now() + LEASE_MS);
     const pass = this.#pass.then(() => watchdog).then(() => this.#advance());
     this.#pass = pass.catch(() => {});
     return pass;
@@ -192,6 +193,7 @@ export class RunObject extends DurableObject<Env> {
 
   /** Forgets the run entirely: its deletion with the agent. */
   async destroy(): Promise<void> {
+    this.#alarmAt = undefined;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.#store.forget();
@@ -207,8 +209,29 @@ export class RunObject extends DurableObject<Env> {
   async #schedule(workRemains = false): Promise<void> {
     const now = Date.now();
     const times = [workRemains ? now : this.#store.nextWakeAt(), this.#mirrorAt(now)].filter((t) => t !== null);
-    if (times.length === 0) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(Math.max(Math.min(...times), now));
+    if (times.length === 0) await this.#setAlarm(null);
+    else await this.#setAlarm(Math.max(Math.min(...times), now));
+  }
+
+  /**
+   * The alarm as this object last set it: setting it costs a storage write, so an unchanged
+   * time is not written again. Unknown (undefined) until this instance first sets it.
+   */
+  #alarmAt: number | null | undefined;
+
+  #setAlarm(at: number | null): Promise<void> {
+    if (at === this.#alarmAt) return Promise.resolve();
+    this.#alarmAt = at;
+    return at === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(at);
+  }
+
+  /**
+   * Makes sure the object wakes by `at`: called in the same turn as the lease it covers, so
+   * the lease and the alarm are written together, before any outside call.
+   */
+  #armBy(at: number): Promise<void> {
+    if (typeof this.#alarmAt === "number" && this.#alarmAt <= at) return Promise.resolve();
+    return this.#setAlarm(at);
   }
 
   /**

@@ -42,6 +42,8 @@ export const MIGRATIONS = [
    DROP TABLE actions;
    ALTER TABLE actions_v3 RENAME TO actions;
    CREATE INDEX actions_status ON actions (status, scheduled_for);
+   CREATE INDEX contacts_lease ON contacts (status, lease_until);
+   CREATE INDEX actions_lease ON actions (status, lease_until);
    UPDATE contacts SET lease_until = 0 WHERE status = 'processing' AND NOT EXISTS
      (SELECT 1 FROM actions a WHERE a.contact_id = contacts.contact_id AND a.step_index = contacts.current_step);
    ALTER TABLE run ADD COLUMN version INTEGER NOT NULL DEFAULT 1;

@@ -1,5 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
-import type { ContactRow } from "../contacts/contact-record";
+import { findContactsByIds, type ContactRow } from "../contacts/contact-record";
 import type { Db } from "../db/client";
 import { runContacts, runs } from "../db/schema";
 import type { Env, SignalMessage } from "../env";
@@ -14,7 +14,13 @@ export const INLINE_SIGNAL_RUNS = 20;
 export type ContactSignals = {
   stops?: { contactId: string; reason: StopReason }[];
   changes?: { contactId: string; snapshot: ContactSnapshot }[];
+  /** Contacts whose details changed, by id: their current rows are read only if a run holds them. */
+  changedIds?: string[];
 };
+
+/** The contact fields a run keeps (and shows, and writes its proposals from). */
+export const DETAIL_FIELDS = ["email", "first_name", "last_name", "company", "job_title", "lifecycle_stage", "linkedin_url"] as const;
+export const changesDetails = (body: object) => DETAIL_FIELDS.some((field) => field in body);
 
 /** What the run object keeps of a contact, from its D1 row. */
 export const snapshotOf = (c: ContactRow): ContactSnapshot => ({
@@ -37,15 +43,16 @@ export async function signalStops(db: Db, env: Env, workspaceId: string, events:
 
 /**
  * Tells every active run that holds these contacts (queued ones included: their objects
- * keep the signal until they start) that they stopped or changed: one call per run, made
+ * keep the signal until they start) that they stopped or that their details changed: one call per run, made
  * in parallel, or one queue message per run when there are more than INLINE_SIGNAL_RUNS.
  * Failures are logged, not raised: the change is stored already, and executors re-check
  * every contact in the same statement that sends.
  */
 export async function signalContacts(db: Db, env: Env, workspaceId: string, signals: ContactSignals): Promise<void> {
   const stops = signals.stops ?? [];
-  const changes = signals.changes ?? [];
-  const contactIds = [...new Set([...stops, ...changes].map((s) => s.contactId))];
+  let changes = signals.changes ?? [];
+  const changedIds = signals.changedIds ?? [];
+  const contactIds = [...new Set([...stops.map((s) => s.contactId), ...changes.map((s) => s.contactId), ...changedIds])];
   if (contactIds.length === 0) return;
   const holders = await batchRead(
     db,
@@ -57,6 +64,9 @@ export async function signalContacts(db: Db, env: Env, workspaceId: string, sign
         .where(and(inArray(runContacts.contactId, part), eq(runs.workspaceId, workspaceId), inArray(runs.status, ACTIVE_RUN_STATUSES))),
     ),
   );
+  const held = new Set(holders.map((h) => h.contactId));
+  const toRead = changedIds.filter((id) => held.has(id));
+  if (toRead.length > 0) changes = [...changes, ...(await findContactsByIds(db, workspaceId, toRead)).map((row) => ({ contactId: row.id, snapshot: snapshotOf(row) }))];
   const messages: SignalMessage[] = [...Map.groupBy(holders, (h) => h.runId)].map(([runId, held]) => {
     const ids = new Set(held.map((h) => h.contactId));
     return { kind: "signal", run_id: runId, stops: stops.filter((s) => ids.has(s.contactId)), changes: changes.filter((s) => ids.has(s.contactId)) };

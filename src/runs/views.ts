@@ -41,11 +41,14 @@ export function toActionJson(a: ActionRow) {
 }
 export type ActionJson = ReturnType<typeof toActionJson>;
 
-/** A contact's progress through the run, without its current details (the route adds those). */
+/** A contact's progress through the run, with its details as the run knows them. */
 export function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionRow[]) {
   const finished = c.currentStep >= spec.steps.length;
+  const s = c.snapshot;
   return {
     contact_id: c.contactId,
+    // Kept current by the signals every change of these fields sends to active runs.
+    contact: s && { email: s.email, first_name: s.first_name, last_name: s.last_name, company: s.company, job_title: s.job_title, lifecycle_stage: s.lifecycle_stage },
     status: c.status,
     current_step: finished ? null : c.currentStep,
     current_step_id: finished ? null : spec.steps[c.currentStep]!.id,
