@@ -8,11 +8,12 @@ import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { RunStore, type ActionRow } from "./run-store";
-
-/** While decisions keep arriving, the D1 mirror is written at most this often. */
-const MIRROR_BATCH_MS = 1000;
 import type { ContactSnapshot, RunSpec } from "./spec";
 import { runView, toActionJson, type ActionJson, type ContactsPage } from "./views";
+
+/** While approvals keep arriving, the D1 mirror is written at most this often. */
+const MIRROR_BATCH_MS = 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 export type DecisionInput = { keyId: string; reason?: string; params?: ActionParams; digest?: string };
 export type DecisionResult =
@@ -26,6 +27,16 @@ const RECIPIENT_FIELDS = ["to", "profile_url", "contact_id"];
 export class RunObject extends DurableObject<Env> {
   readonly #store: RunStore;
   readonly #engine: RunEngine;
+  /** The alarm pass under way: the next one waits for it. */
+  #pass: Promise<void> = Promise.resolve();
+  /**
+   * The alarm as this object last set it: setting it costs a storage write, so an unchanged
+   * time is not written again. Unknown (undefined) until this instance first sets it.
+   */
+  #alarmAt: number | null | undefined;
+  /** Approvals executing in this object right now, and when the mirror was last written. */
+  #deciding = 0;
+  #mirroredAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -58,8 +69,6 @@ export class RunObject extends DurableObject<Env> {
     this.#pass = pass.catch(() => {});
     return pass;
   }
-
-  #pass: Promise<void> = Promise.resolve();
 
   async #advance(): Promise<void> {
     const run = this.#store.run();
@@ -160,7 +169,7 @@ export class RunObject extends DurableObject<Env> {
       this.#store.migrate();
       for (const { contactId, reason } of signals) this.#store.rememberStop(contactId, reason);
       // Cleared a day later if the run never starts (cancelled, failed or deleted while queued).
-      if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + 24 * 60 * 60 * 1000);
+      if ((await this.ctx.storage.getAlarm()) === null) await this.#setAlarm(Date.now() + DAY_MS);
       return 0;
     }
     if (FINISHED_RUN_STATUSES.includes(run.status)) return 0;
@@ -213,12 +222,6 @@ export class RunObject extends DurableObject<Env> {
     else await this.#setAlarm(Math.max(Math.min(...times), now));
   }
 
-  /**
-   * The alarm as this object last set it: setting it costs a storage write, so an unchanged
-   * time is not written again. Unknown (undefined) until this instance first sets it.
-   */
-  #alarmAt: number | null | undefined;
-
   #setAlarm(at: number | null): Promise<void> {
     if (at === this.#alarmAt) return Promise.resolve();
     this.#alarmAt = at;
@@ -235,7 +238,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * When to write the D1 mirror: as soon as it is behind, except while decisions keep
+   * When to write the D1 mirror: as soon as it is behind, except while approvals keep
    * arriving, when one write a second carries them all rather than one write each.
    */
   #mirrorAt(now: number): number | null {
@@ -243,10 +246,6 @@ export class RunObject extends DurableObject<Env> {
     if (due === null) return null;
     return this.#deciding > 0 ? Math.max(due, this.#mirroredAt + MIRROR_BATCH_MS) : Math.max(due, now);
   }
-
-  /** Approvals executing in this object right now, and when the mirror was last written. */
-  #deciding = 0;
-  #mirroredAt = 0;
 
   /**
    * Copies the run's summary to its D1 row when it is behind. A failed write is retried with
