@@ -275,7 +275,8 @@ export class RunObject extends DurableObject<Env> {
   }
 }
 
-const missing = (what: "run" | "action"): DecisionResult => ({ ok: false, status: 404, code: "not_found", message: `No such ${what}` });
+// A run that has not started has no actions yet: to its caller, the same as no such run.
+const missing = (what: "run" | "action"): DecisionResult => ({ ok: false, status: 404, code: "not_found", message: what === "run" ? "No such run, or it has not started yet" : "No such action" });
 
 function notPending(action: ActionRow, kind: "approve" | "reject"): DecisionResult {
   return {
