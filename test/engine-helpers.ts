@@ -33,6 +33,20 @@ export async function makeStepsAgent(key: string, steps: Json[], overrides: Json
   });
 }
 
+/**
+ * An email agent whose sender's window opens only tomorrow (UTC), so it is closed now
+ * whatever the hour; `opening` is tomorrow at 09:00 UTC.
+ */
+export async function agentClosedUntilTomorrow(key: string): Promise<{ agent: Json; opening: Date }> {
+  const tomorrowIso = ((new Date().getUTCDay() || 7) % 7) + 1;
+  const identity = await makeIdentity(key, { send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
+  const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+  const opening = new Date();
+  opening.setUTCDate(opening.getUTCDate() + 1);
+  opening.setUTCHours(9, 0, 0, 0);
+  return { agent, opening };
+}
+
 /** One email step that needs approval, with a template that uses contact and sender fields. */
 export const EMAIL_STEP = {
   id: "intro",

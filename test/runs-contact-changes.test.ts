@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { contacts, events } from "../src/db/schema";
 import { newId } from "../src/lib/ids";
 import { api, expectError, makeWorkspace, type Json } from "./helpers";
-import { EMAIL_STEP, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeIdentity, makeStepsAgent, outbox, reject, startRun, trigger } from "./engine-helpers";
+import { EMAIL_STEP, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, outbox, reject, startRun, trigger } from "./engine-helpers";
 import { deliverStart, runRow, seedQueuedRun } from "./run-helpers";
 
 async function pendingEmail(contactFields: Json = {}) {
@@ -100,9 +100,7 @@ describe("a contact whose email changes", () => {
 
   it("takes back an approved email waiting for the send window and writes it again for the new address", async () => {
     const { key } = await makeWorkspace();
-    const tomorrowIso = ((new Date().getUTCDay() || 7) % 7) + 1;
-    const identity = await makeIdentity(key, { send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
-    const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+    const { agent } = await agentClosedUntilTomorrow(key);
     const contact = await makeContact(key);
     const runId = await startRun(key, agent.id, [contact.id]);
     expect((await approve(key, runId, contact.id, 0)).body.action.status).toBe("scheduled");

@@ -7,7 +7,7 @@ import { contacts } from "../src/db/schema";
 import { builtinGenerator } from "../src/runs/generators/builtin";
 import { MAX_ATTEMPTS } from "../src/runs/run-engine";
 import { makeWorkspace, type Json } from "./helpers";
-import { EMAIL_STEP, advance, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeIdentity, makeStepsAgent, runSql, runStub, startRun, trigger } from "./engine-helpers";
+import { EMAIL_STEP, advance, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, runSql, runStub, startRun, trigger } from "./engine-helpers";
 
 // Faults are real: D1 refuses writes through SQLite triggers, the generator throws.
 const guards: string[] = [];
@@ -139,9 +139,7 @@ describe("a D1 mirror that throws", () => {
 describe("a lease that lapses outside the send window", () => {
   it("schedules the action for the opening instead of waking the object again and again", async () => {
     const { key } = await makeWorkspace();
-    const tomorrowIso = ((new Date().getUTCDay() || 7) % 7) + 1;
-    const identity = await makeIdentity(key, { send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
-    const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+    const { agent, opening } = await agentClosedUntilTomorrow(key);
     const contact = await makeContact(key);
     const runId = await startRun(key, agent.id, [contact.id]);
     // As if an execution took the lease and died.
@@ -151,9 +149,6 @@ describe("a lease that lapses outside the send window", () => {
 
     expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
 
-    const opening = new Date();
-    opening.setUTCDate(opening.getUTCDate() + 1);
-    opening.setUTCHours(9, 0, 0, 0);
     expect(contactOf(await getRun(key, runId), contact.id).actions[0]).toMatchObject({ status: "scheduled", scheduled_for: opening.toISOString() });
     expect(await runInDurableObject(runStub(runId), (_i, state) => state.storage.getAlarm())).toBe(opening.getTime());
     expect(await deliveryRows(runId, contact.id, 0)).toHaveLength(0);

@@ -10,6 +10,7 @@ import type { RunObject } from "../src/runs/run-object";
 import { api, expectError, makeWorkspace, type Json } from "./helpers";
 import {
   EMAIL_STEP,
+  agentClosedUntilTomorrow,
   ISO_MS,
   advance,
   approve,
@@ -139,9 +140,7 @@ describe("stop conditions", () => {
 
   it("invalidates an approved email waiting for the send window when the contact replies, and sends nothing at the opening", async () => {
     const { key } = await makeWorkspace();
-    const tomorrowIso = ((new Date().getUTCDay() || 7) % 7) + 1;
-    const identity = await makeIdentity(key, { send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
-    const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+    const { agent, opening } = await agentClosedUntilTomorrow(key);
     const contact = await makeContact(key);
     const runId = await startRun(key, agent.id, [contact.id]);
     const scheduled = await approve(key, runId, contact.id, 0);
@@ -152,7 +151,8 @@ describe("stop conditions", () => {
     expect(contactOf(run, contact.id)).toMatchObject({ status: "stopped", stop_reason: "reply" });
     expect(contactOf(run, contact.id).actions[0]).toMatchObject({ status: "invalidated" });
 
-    vi.setSystemTime(Date.parse(scheduled.body.action.scheduled_for));
+    expect(scheduled.body.action.scheduled_for).toBe(opening.toISOString());
+    vi.setSystemTime(opening);
     try {
       await runInDurableObject(runStub(runId), (_instance, state) => state.storage.setAlarm(Date.now()));
       await runDurableObjectAlarm(runStub(runId));

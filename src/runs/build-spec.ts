@@ -5,6 +5,7 @@ import type { AgentSnapshot } from "./create-run";
 import { toIdentityJson } from "../identities/identity-record";
 import type { StopReason } from "./machine";
 import { STOP_EVENTS, type RunSpec } from "./spec";
+import { snapshotOf } from "./stop-signals";
 
 /**
  * Assembles what the run's Durable Object starts from: the snapshot, the sender, the
@@ -45,17 +46,7 @@ export async function buildSpec(db: Db, run: typeof runs.$inferSelect): Promise<
     sender: sender ? toIdentityJson(sender) : null,
     contacts: targets.map(({ id, position, contact: c, stopEvent }) => {
       const stop: StopReason | null = !c ? "contact_deleted" : c.unsubscribed ? "unsubscribe" : stopEvent ? STOP_EVENTS[stopEvent]! : null;
-      const snapshot = c && {
-        id: c.id,
-        email: c.email,
-        first_name: c.firstName,
-        last_name: c.lastName,
-        company: c.company,
-        job_title: c.jobTitle,
-        lifecycle_stage: c.lifecycleStage,
-        linkedin_url: c.linkedinUrl,
-        unsubscribed: c.unsubscribed,
-      };
+      const snapshot = c && snapshotOf(c);
       return { id, position, snapshot, stop };
     }),
   };
