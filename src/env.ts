@@ -21,6 +21,14 @@ export type Env = {
   RUN_QUEUE: Queue<RunMessage>;
   /** Operator secret for /v1/admin/*; the admin routes answer 404 while it is unset. */
   ADMIN_TOKEN?: string;
+  /** Model providers (CONTRACT.md section 10): a provider without its secret or binding is not configured. */
+  OPENAI_API_KEY?: string;
+  OPENAI_BASE_URL?: string;
+  ANTHROPIC_API_KEY?: string;
+  ANTHROPIC_BASE_URL?: string;
+  AI?: Ai;
+  /** Proposals a run makes at once (1-20, default 6). */
+  PROPOSAL_CONCURRENCY?: string;
 };
 
 export type AppEnv = {

@@ -304,6 +304,8 @@ describe("PATCH /v1/agents/:id", () => {
     expect(res.body).toStrictEqual({
       status: "success",
       agent: { ...agent, name: "After", enabled: true, updated_at: expect.stringMatching(ISO_MS) },
+      // No OpenAI key in this deployment: the answer says so.
+      warnings: [{ code: "provider_not_configured", message: expect.stringContaining("openai") }],
     });
     expect(Date.parse(res.body.agent.updated_at)).toBeGreaterThanOrEqual(Date.parse(agent.updated_at));
     expect(Date.parse(res.body.agent.updated_at)).toBeGreaterThanOrEqual(Date.parse(agent.created_at));

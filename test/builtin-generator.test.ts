@@ -35,6 +35,8 @@ const input = (step: Partial<RunStep> & Pick<RunStep, "action">, overrides: Part
   sender: sender(),
   playbookMd: "# Playbook",
   llm: { provider: "builtin" } as ProposalInput["llm"],
+  capabilities: ["email"],
+  history: [],
   ...overrides,
 });
 

@@ -71,6 +71,7 @@ describe("a run from trigger to delivery", () => {
         executed_at: null,
         result: null,
         error: null,
+        generation: null,
       },
     ]);
     const reasoning = progress.actions[0].reasoning as string;

@@ -188,6 +188,7 @@ describe("GET /v1/agents/:id/runs", () => {
       trigger: "manual",
       contact_count: 1,
       counts: { pending_approval: 1, approved: 0, rejected: 0, completed: 0, failed: 0, invalidated: 0, cancelled: 0 },
+      usage: { proposals: 0, input_tokens: 0, output_tokens: 0 },
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       started_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       completed_at: null,

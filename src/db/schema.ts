@@ -1,5 +1,6 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { RUN_STATUSES, type RunCounts } from "../runs/machine";
+import type { RunUsage } from "../runs/run-store";
 
 /** Milliseconds since the epoch; serialised as ISO 8601 at the edge of the API. */
 const timestamp = (name: string) => integer(name, { mode: "timestamp_ms" });
@@ -173,6 +174,8 @@ export const runs = sqliteTable(
     trigger: text("trigger", { enum: ["manual", "schedule", "event"] }).notNull(),
     contactCount: integer("contact_count").notNull(),
     counts: json<RunCounts>("counts").notNull(),
+    /** What the run's model calls cost; null until its object first reports. */
+    usage: json<RunUsage>("usage"),
     /** The agent as it was when triggered: a later edit does not change a run under way. */
     agentSnapshot: json<unknown>("agent_snapshot").notNull(),
     error: text("error"),

@@ -1,9 +1,10 @@
 import { and, count, desc, eq, type SQL } from "drizzle-orm";
 import { Hono } from "hono";
-import { configColumns, configFromCreate, configFromPatch, configFromRow, toAgentJson } from "../agents/agent-record";
+import { configColumns, configFromCreate, configFromPatch, configFromRow, toAgentJson, type AgentConfig } from "../agents/agent-record";
+import { providerConfigured } from "../runs/generators";
 import type { Db } from "../db/client";
 import { agents as agentsTable, runs } from "../db/schema";
-import type { AppEnv } from "../env";
+import type { AppEnv, Env } from "../env";
 import { findIdentity } from "../identities/identity-record";
 import { conflict, notFound, validationError } from "../lib/errors";
 import { chunk } from "../lib/d1";
@@ -18,6 +19,14 @@ export async function findAgent(db: Db, workspaceId: string, id: string) {
   return db.query.agents.findFirst({
     where: and(eq(agentsTable.workspaceId, workspaceId), eq(agentsTable.id, id)),
   });
+}
+
+/** What the agent answer says the agent cannot do in this deployment (CONTRACT.md section 10). */
+function warningsFor(config: AgentConfig, env: Env) {
+  const { provider } = config.llm_config;
+  if (providerConfigured(provider, env)) return {};
+  const message = `LLM provider ${provider} is not configured in this deployment: the agent cannot be triggered until it is (see the README's configuration)`;
+  return { warnings: [{ code: "provider_not_configured", message }] };
 }
 
 /** An agent may only send as an identity of its own workspace. */
@@ -50,7 +59,7 @@ export const agents = new Hono<AppEnv>()
       .insert(agentsTable)
       .values({ id: newId("agt"), workspaceId: c.var.auth.workspaceId, ...configColumns(config), createdAt: now, updatedAt: now })
       .returning();
-    return c.json({ status: "success", agent: toAgentJson(row!) }, 201);
+    return c.json({ status: "success", agent: toAgentJson(row!), ...warningsFor(config, c.env) }, 201);
   })
 
   .get("/:id", requireScope("agents:read"), validate("param", IdParam), async (c) => {
@@ -74,7 +83,7 @@ export const agents = new Hono<AppEnv>()
         .set({ ...configColumns(config), updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime() + 1)) })
         .where(and(eq(agentsTable.workspaceId, workspaceId), eq(agentsTable.id, id), eq(agentsTable.updatedAt, current.updatedAt)))
         .returning();
-      if (row) return c.json({ status: "success", agent: toAgentJson(row) });
+      if (row) return c.json({ status: "success", agent: toAgentJson(row), ...warningsFor(config, c.env) });
     }
     throw conflict("concurrent_update", "The agent is being updated by other requests; retry");
   })

@@ -34,7 +34,7 @@ export const runs = new Hono<AppEnv>()
     const agent = await findAgent(db, workspaceId, c.req.valid("param").id);
     if (!agent) throw notFound("agent");
     const config = configFromRow(agent);
-    const ready = readiness(config);
+    const ready = readiness(config, c.env);
     if (!ready.ok) throw conflict(ready.code, ready.message);
 
     // Explicit contacts and default targeting pass the same eligibility (CONTRACT.md section 8).

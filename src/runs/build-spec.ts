@@ -43,6 +43,7 @@ export async function buildSpec(db: Db, run: typeof runs.$inferSelect): Promise<
     steps: agent.steps,
     stopOn: agent.stop_on,
     llm: agent.llm_config,
+    capabilities: agent.capabilities ?? [],
     sender: sender ? toIdentityJson(sender) : null,
     contacts: targets.map(({ id, position, contact: c, stopEvent }) => {
       const stop: StopReason | null = !c ? "contact_deleted" : c.unsubscribed ? "unsubscribe" : stopEvent ? STOP_EVENTS[stopEvent]! : null;

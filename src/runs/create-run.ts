@@ -15,6 +15,8 @@ export type AgentSnapshot = {
   stop_on: string[];
   llm_config: AgentConfig["llm_config"];
   identity_id: string | null;
+  /** Told to a model, so it knows what else the sequence can do. Absent in runs started before it was kept. */
+  capabilities?: AgentConfig["capabilities"];
 };
 
 export type NewRun = {
@@ -59,6 +61,7 @@ export async function createRun(db: Db, env: Env, input: NewRun): Promise<{ runI
     stop_on: input.config.playbook?.stop_on ?? ["reply", "unsubscribe", "bounce"],
     llm_config: input.config.llm_config,
     identity_id: input.config.identity_id,
+    capabilities: input.config.capabilities,
   };
   const targets = input.contactIds.map((contactId, position) => ({ runId, position, contactId }));
   await writeRun(db, [

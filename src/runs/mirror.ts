@@ -21,6 +21,7 @@ export async function mirrorRun(d1: D1Database, store: RunStore, seq: number): P
     .set({
       status: run.status,
       counts: store.counts(),
+      usage: store.usage(),
       startedAt: run.startedAt === null ? null : new Date(run.startedAt),
       completedAt: run.completedAt === null ? null : new Date(run.completedAt),
       error: run.error,

@@ -1,6 +1,7 @@
 import type { AgentConfig } from "../agents/agent-record";
 import type { ActionType } from "../schemas/agents";
-import { generatorFor } from "./generators";
+import type { Env } from "../env";
+import { providerConfigured } from "./generators";
 import { effectiveSteps, type RunStep } from "./spec";
 
 /** Actions that reach a person, and so need a sender identity. */
@@ -12,11 +13,11 @@ export type Readiness = { ok: true; steps: RunStep[] } | { ok: false; code: stri
  * Whether the agent can start a run at all, whatever its contacts: the same answer for a
  * manual trigger (a 409 with `code`) and for the scheduler (which logs and skips).
  */
-export function readiness(config: AgentConfig): Readiness {
+export function readiness(config: AgentConfig, env: Env): Readiness {
   const steps = effectiveSteps(config);
   if (!steps) return { ok: false, code: "agent_not_runnable", message: "The agent has neither playbook steps nor capabilities" };
-  if (!generatorFor(config.llm_config.provider)) {
-    const message = `LLM provider ${config.llm_config.provider} is not configured in this deployment; use builtin`;
+  if (!providerConfigured(config.llm_config.provider, env)) {
+    const message = `LLM provider ${config.llm_config.provider} is not configured in this deployment (see the README's configuration); use builtin or configure it`;
     return { ok: false, code: "provider_not_configured", message };
   }
   const outbound = steps.find((step) => OUTBOUND.has(step.action));

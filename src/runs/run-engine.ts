@@ -1,17 +1,13 @@
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
-import { issuesToDetails } from "../lib/validate";
-import { ACTION_PARAMS, paramsDigest, type ActionParams } from "./actions";
+import type { ActionParams } from "./actions";
 import { executeAction, ExecutionError, findDone } from "./executors";
-import { ProposalError } from "./generators/builtin";
-import { generatorFor } from "./generators";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
 import { stepWait, type ActionRow, type ContactRow, type RunStore } from "./run-store";
 import { inWindow, nextOpening } from "./send-window";
 import type { ContactSnapshot } from "./spec";
 
-/** How much one alarm does before it hands over to the next: bounded CPU and subrequests. */
-export const CONTACTS_PER_ALARM = 100;
+/** How many actions one alarm pass executes before it hands over to the next. */
 export const ACTIONS_PER_ALARM = 20;
 /** How long an execution or a proposal holds its action or contact before another may take it. */
 export const LEASE_MS = 60_000;
@@ -32,9 +28,9 @@ export type Progress = { handled: number; more: boolean };
 /** Undecided, or decided but never tried: certainly not sent, so safe to take back. */
 const untried = (a: ActionRow) => UNDONE.includes(a.status) && a.attempts === 0;
 
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+export const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** The playbook engine: proposes, executes and moves contacts along, one safe step at a time. */
+/** The playbook engine: executes, stops and moves contacts along, one safe step at a time (proposals: proposals.ts). */
 export class RunEngine {
   constructor(
     private readonly store: RunStore,
@@ -42,85 +38,6 @@ export class RunEngine {
     private readonly armBy: ArmBy,
     private readonly writes: D1Batcher,
   ) {}
-
-  /** Proposes the current step for contacts that are due. */
-  async proposeDue(now: number): Promise<Progress> {
-    const due = this.store.dueContacts(now, CONTACTS_PER_ALARM + 1);
-    const batch = due.slice(0, CONTACTS_PER_ALARM);
-    // Take every lease first, and the alarm that outlives them, before the first outside call.
-    // Each take counts as an attempt, so a proposal that keeps killing the process ends too.
-    const leased = batch.filter((c) =>
-      this.store.moveContact(c.contactId, "processing", { leaseUntil: now + LEASE_MS, nextStepAt: null, attempts: c.attempts + 1 }, ["pending", "waiting", "processing"]),
-    );
-    if (leased.length > 0) await this.armBy(now + LEASE_MS);
-    for (const contact of leased) await this.#propose(this.store.contact(contact.contactId)!, now);
-    return { handled: batch.length, more: due.length > CONTACTS_PER_ALARM };
-  }
-
-  /** One proposal for a contact this engine holds the lease of. */
-  async #propose(contact: ContactRow, now: number): Promise<void> {
-    const { spec } = this.store.run()!;
-    const step = spec.steps[contact.currentStep]!;
-    const { contactId, round } = contact;
-    // An earlier attempt that died after writing its proposal: finish its move and stop there.
-    const existing = this.store.actionForStep(contactId, contact.currentStep, round);
-    if (existing) return this.#afterProposal(contactId, existing.status === "pending_approval");
-
-    const base = { contactId, stepId: step.id, stepIndex: contact.currentStep, round, type: step.action, identityId: spec.sender?.id ?? null, proposedAt: now };
-    const blank = { params: {}, reasoning: "", digest: await paramsDigest({}) };
-    if (contact.attempts > MAX_ATTEMPTS) return this.#failProposal(contact, { ...base, ...blank }, `No proposal after ${MAX_ATTEMPTS} attempts`);
-    let proposal;
-    try {
-      proposal = await generatorFor(spec.llm.provider)!.propose({
-        step,
-        stepIndex: contact.currentStep,
-        contact: contact.snapshot!,
-        sender: spec.sender,
-        playbookMd: spec.playbookMd,
-        llm: spec.llm,
-      });
-    } catch (error) {
-      if (!(error instanceof ProposalError) && contact.attempts < MAX_ATTEMPTS) {
-        // Try again later: the contact is due again after the backoff.
-        if (this.#stillHeld(contact)) this.store.moveContact(contactId, "pending", { leaseUntil: null, nextStepAt: Date.now() + retryDelay(contact.attempts) }, ["processing"]);
-        return;
-      }
-      return this.#failProposal(contact, { ...base, ...blank }, message(error));
-    }
-    const digest = await paramsDigest(proposal.params);
-    const auto = step.require_approval === false;
-    // Nobody reviews an automatic action, so it must be valid as proposed.
-    const invalid = auto ? ACTION_PARAMS[step.action].safeParse(proposal.params).error : undefined;
-    if (invalid) {
-      const error = `The proposal is not a valid ${step.action}: ${issuesToDetails(invalid.issues, ["params"]).map((d) => `${d.path} ${d.message}`).join("; ")}`;
-      return this.#failProposal(contact, { ...base, params: proposal.params, reasoning: proposal.reasoning, digest }, error);
-    }
-    this.store.atomically(() => {
-      // A stop, a cancel or an address change may have landed while the proposal was made: then it is dropped.
-      if (!this.#stillHeld(contact)) return;
-      this.store.insertAction({ ...base, status: auto ? "auto_approved" : "pending_approval", params: proposal.params, reasoning: proposal.reasoning, digest, error: null });
-      this.#afterProposal(contactId, !auto);
-    });
-  }
-
-  #stillHeld(contact: ContactRow): boolean {
-    const now = this.store.contact(contact.contactId);
-    return now?.status === "processing" && now.round === contact.round && now.currentStep === contact.currentStep;
-  }
-
-  #afterProposal(contactId: string, needsApproval: boolean): void {
-    if (needsApproval) this.store.moveContact(contactId, "awaiting_approval", { leaseUntil: null, attempts: 0 }, ["processing"]);
-    // An automatic action is due at once; the contact stays processing while it is carried out.
-    else this.store.moveContact(contactId, "processing", { leaseUntil: null, attempts: 0 }, ["processing"]);
-  }
-
-  #failProposal(contact: ContactRow, action: Omit<Parameters<RunStore["insertAction"]>[0], "status" | "error">, error: string): void {
-    this.store.atomically(() => {
-      if (!this.#stillHeld(contact)) return;
-      this.store.insertAction({ ...action, status: "failed", error });
-      this.store.moveContact(contact.contactId, "failed", { leaseUntil: null, stopReason: "error" }, ["processing"]);
-    });
-  }
 
   /** Carries out approved actions that are due. */
   async executeDue(now: number): Promise<Progress> {

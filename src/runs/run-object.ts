@@ -6,6 +6,7 @@ import { issuesToDetails } from "../lib/validate";
 import { ACTION_PARAMS, canonicalJson, paramsDigest, type ActionParams } from "./actions";
 import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
+import { Proposer } from "./proposals";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { RunStore, type ActionRow } from "./run-store";
 import type { ContactSnapshot, RunSpec } from "./spec";
@@ -27,6 +28,7 @@ const RECIPIENT_FIELDS = ["to", "profile_url", "contact_id"];
 export class RunObject extends DurableObject<Env> {
   readonly #store: RunStore;
   readonly #engine: RunEngine;
+  readonly #proposer: Proposer;
   /** The alarm pass under way: the next one waits for it. */
   #pass: Promise<void> = Promise.resolve();
   /**
@@ -43,6 +45,7 @@ export class RunObject extends DurableObject<Env> {
     this.#store = new RunStore(ctx.storage);
     // Issued in the same turn as the lease it covers, so the two are written together.
     this.#engine = new RunEngine(this.#store, env, (at) => this.#armBy(at), new D1Batcher(env.DB));
+    this.#proposer = new Proposer(this.#store, env, (at) => this.#armBy(at));
   }
 
   /** Starts the run; a second start of the same run (a redelivered message) proposes nothing new. */
@@ -77,7 +80,7 @@ export class RunObject extends DurableObject<Env> {
     const now = Date.now();
     // A finished run only settles actions an earlier attempt may have sent; it proposes nothing.
     const executed = await this.#engine.executeDue(now);
-    const proposed = FINISHED_RUN_STATUSES.includes(run.status) ? { handled: 0, more: false } : await this.#engine.proposeDue(now);
+    const proposed = FINISHED_RUN_STATUSES.includes(run.status) ? { handled: 0, more: false } : await this.#proposer.proposeDue(now);
     const more = executed.more || proposed.more;
     if (executed.handled + proposed.handled > 0) {
       this.#engine.refreshStatus(Date.now());

@@ -14,6 +14,7 @@ export const toRunJson = (row: RunRow) => ({
   trigger: row.trigger,
   contact_count: row.contactCount,
   counts: row.counts,
+  usage: row.usage ?? { proposals: 0, input_tokens: 0, output_tokens: 0 },
   created_at: iso(row.createdAt)!,
   started_at: iso(row.startedAt),
   completed_at: iso(row.completedAt),

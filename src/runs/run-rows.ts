@@ -1,5 +1,6 @@
 import type { ActionType } from "../schemas/agents";
 import type { ActionParams } from "./actions";
+import type { Generation } from "./generators/types";
 import type { ActionStatus, ContactStatus } from "./machine";
 import type { ContactSnapshot } from "./spec";
 
@@ -51,6 +52,8 @@ export const MIGRATIONS = [
    ALTER TABLE run ADD COLUMN mirror_retry_at INTEGER;
    ALTER TABLE run ADD COLUMN mirror_failures INTEGER NOT NULL DEFAULT 0;
    CREATE TABLE early_stops (contact_id TEXT PRIMARY KEY, reason TEXT NOT NULL);`,
+  // How a model wrote each proposal (provider, model, tokens, latency, attempts).
+  `ALTER TABLE actions ADD COLUMN generation TEXT;`,
 ];
 
 export type Decision = { kind: "approve" | "reject"; by_key_id: string | null; reason: string | null; edited: boolean };
@@ -92,6 +95,7 @@ export type ActionRow = {
   executedAt: number | null;
   result: ActionParams | null;
   error: string | null;
+  generation: Generation | null;
 };
 
 export type ContactFields = Partial<Pick<ContactRow, "currentStep" | "round" | "nextStepAt" | "leaseUntil" | "attempts" | "stopReason">>;
@@ -169,5 +173,6 @@ export function toAction(row: Record<string, SqlStorageValue>): ActionRow {
     executedAt: num(row.executed_at),
     result: parse<ActionParams | null>(row.result),
     error: row.error as string | null,
+    generation: parse<Generation | null>(row.generation ?? null),
   };
 }

@@ -2,6 +2,7 @@ import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, OPEN_ACTIONS, type ActionSt
 import { ACTION_COLUMNS, assignments, CONTACT_COLUMNS, MIGRATIONS, num, parse, toAction, toContact, type ActionFields, type ActionRow, type ContactFields, type ContactRow } from "./run-rows";
 import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
 
+export type RunUsage = { proposals: number; input_tokens: number; output_tokens: number };
 export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
 export type { ActionRow, ContactRow, Decision } from "./run-rows";
 
@@ -193,8 +194,8 @@ export class RunStore {
   insertAction(action: Omit<ActionRow, "index" | "leaseUntil" | "attempts" | "originalParams" | "decidedAt" | "decision" | "scheduledFor" | "executedAt" | "result">): ActionRow {
     const index = Number(this.sql.exec("SELECT count(*) AS n FROM actions WHERE contact_id = ?", action.contactId).one().n);
     this.sql.exec(
-      `INSERT INTO actions (contact_id, idx, step_id, step_index, round, type, status, identity_id, params, reasoning, digest, proposed_at, error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO actions (contact_id, idx, step_id, step_index, round, type, status, identity_id, params, reasoning, digest, proposed_at, error, generation)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       action.contactId,
       index,
       action.stepId,
@@ -208,6 +209,7 @@ export class RunStore {
       action.digest,
       action.proposedAt,
       action.error,
+      action.generation === null ? null : JSON.stringify(action.generation),
     );
     return this.action(action.contactId, index)!;
   }
@@ -230,6 +232,17 @@ export class RunStore {
       ...(lapsed ? [opts.now ?? Date.now()] : []),
     );
     return cursor.rowsWritten > 0;
+  }
+
+  /** What the run's model calls cost: CONTRACT.md section 10's `usage`. */
+  usage(): RunUsage {
+    const row = this.sql
+      .exec(
+        `SELECT count(generation) AS proposals, coalesce(sum(json_extract(generation, '$.input_tokens')), 0) AS input_tokens,
+           coalesce(sum(json_extract(generation, '$.output_tokens')), 0) AS output_tokens FROM actions`,
+      )
+      .one();
+    return { proposals: Number(row.proposals), input_tokens: Number(row.input_tokens), output_tokens: Number(row.output_tokens) };
   }
 
   /** Actions approved and not yet done: a run with any is not finished. */

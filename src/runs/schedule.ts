@@ -41,7 +41,7 @@ async function startIfDue(db: Db, env: Env, agent: typeof agents.$inferSelect, m
   const config = configFromRow(agent);
   const { schedule_cron, timezone, filter, max_contacts_per_run } = config.monitoring;
   if (!schedule_cron || !cronMatches(parseCron(schedule_cron), wallClock(new Date(minute), timezone))) return null;
-  const ready = readiness(config);
+  const ready = readiness(config, env);
   if (!ready.ok) {
     console.warn(JSON.stringify({ level: "warn", message: "scheduled run skipped", agent_id: agent.id, code: ready.code, reason: ready.message }));
     return null;

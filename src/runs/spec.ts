@@ -40,6 +40,7 @@ export type RunSpec = {
   steps: RunStep[];
   stopOn: string[];
   llm: LlmConfig;
+  capabilities?: Capability[];
   sender: SenderSnapshot | null;
   contacts: StartContact[];
 };

@@ -37,6 +37,7 @@ export function toActionJson(a: ActionRow) {
     executed_at: iso(a.executedAt),
     result: a.result,
     error: a.error,
+    generation: a.generation,
   };
 }
 export type ActionJson = ReturnType<typeof toActionJson>;
@@ -89,6 +90,7 @@ export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
     trigger: spec.trigger,
     contact_count: page.status ? count("") : total,
     counts: store.counts(),
+    usage: store.usage(),
     created_at: iso(spec.triggeredAt)!,
     started_at: iso(run.startedAt),
     completed_at: iso(run.completedAt),

@@ -178,5 +178,12 @@ export const Agent = z
   .meta({ id: "Agent" });
 export type AgentJson = z.output<typeof Agent>;
 
-export const AgentEnvelope = z.object({ status: z.literal("success"), agent: Agent });
+export const AgentEnvelope = z.object({
+  status: z.literal("success"),
+  agent: Agent,
+  warnings: z
+    .array(z.object({ code: z.string(), message: z.string() }))
+    .optional()
+    .meta({ description: "On create and update: what the agent cannot do in this deployment, such as an LLM provider that is not configured" }),
+});
 export const AgentList = z.object({ status: z.literal("success"), agents: z.array(Agent), ...ListMeta });

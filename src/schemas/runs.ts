@@ -77,6 +77,9 @@ export const Run = z
     trigger: z.enum(["manual", "schedule", "event"]),
     contact_count: z.int(),
     counts: Counts,
+    usage: z
+      .object({ proposals: z.int(), input_tokens: z.int(), output_tokens: z.int() })
+      .meta({ description: "Proposals a model wrote for this run, and the tokens they took" }),
     created_at: Timestamp,
     started_at: Timestamp.nullable(),
     completed_at: Timestamp.nullable(),
@@ -103,6 +106,10 @@ export const Action = z
     executed_at: Timestamp.nullable(),
     result: z.record(z.string(), z.json()).nullable(),
     error: z.string().nullable(),
+    generation: z
+      .object({ provider: z.string(), model: z.string(), input_tokens: z.int(), output_tokens: z.int(), latency_ms: z.int(), attempts: z.int() })
+      .nullable()
+      .meta({ description: "How a model wrote the proposal; null for builtin" }),
   })
   .meta({ id: "Action" });
 

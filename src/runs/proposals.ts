@@ -1,0 +1,148 @@
+import type { Env } from "../env";
+import { iso } from "../lib/time";
+import { issuesToDetails } from "../lib/validate";
+import { ACTION_PARAMS, paramsDigest } from "./actions";
+import { loadContexts } from "./contact-context";
+import { ProposalError } from "./generators/builtin";
+import { generatorFor } from "./generators";
+import { ProviderBusy, type PriorAction, type ProposalGenerator, type ProposalInput } from "./generators/types";
+import { MAX_ATTEMPTS, message, retryDelay, type ArmBy, type Progress } from "./run-engine";
+import type { ActionRow, ContactRow, RunStore } from "./run-store";
+
+/** How many contacts one alarm pass takes, at most, and how long it keeps starting new ones. */
+export const CONTACTS_PER_ALARM = 100;
+export const PROPOSAL_PASS_MS = 60_000;
+/**
+ * A proposal holds its contact this long: a model's calls (a 30 s timeout, quick retries, a
+ * second call when the answer fails its schema) fit inside it.
+ */
+export const PROPOSAL_LEASE_MS = 5 * 60_000;
+/** Proposals made at once: the Workers limit of simultaneous outbound connections per invocation. */
+export const DEFAULT_CONCURRENCY = 6;
+
+type NewAction = Omit<Parameters<RunStore["insertAction"]>[0], "status" | "error">;
+
+/** Proposes each contact's current step: one per contact, several at once, under leases. */
+export class Proposer {
+  constructor(
+    private readonly store: RunStore,
+    private readonly env: Env,
+    private readonly armBy: ArmBy,
+  ) {}
+
+  /** Proposes for the contacts that are due, `concurrency` at a time, within a bounded pass. */
+  async proposeDue(now: number): Promise<Progress> {
+    const { spec } = this.store.run()!;
+    const generator = generatorFor(spec.llm.provider, this.env);
+    const due = this.store.dueContacts(now, CONTACTS_PER_ALARM + 1);
+    const batch = due.slice(0, CONTACTS_PER_ALARM);
+    if (batch.length === 0 || !generator) return { handled: 0, more: false };
+    // A model is told the contact's properties and recent events: read for the whole pass at once.
+    const contexts = generator.needsContext ? await loadContexts(this.env.DB, batch.map((c) => c.contactId)) : new Map();
+
+    const deadline = now + PROPOSAL_PASS_MS;
+    let next = 0;
+    let handled = 0;
+    const worker = async () => {
+      for (let i = next++; i < batch.length && Date.now() < deadline; i = next++) {
+        const contact = batch[i]!;
+        const leaseUntil = Date.now() + PROPOSAL_LEASE_MS;
+        // Each take counts as an attempt, so a proposal that keeps killing the process ends too.
+        const fields = { leaseUntil, nextStepAt: null, attempts: contact.attempts + 1 };
+        if (!this.store.moveContact(contact.contactId, "processing", fields, ["pending", "waiting", "processing"])) continue;
+        await this.armBy(leaseUntil);
+        handled++;
+        await this.#propose(generator, this.store.contact(contact.contactId)!, Date.now(), contexts.get(contact.contactId));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency(this.env), batch.length) }, worker));
+    return { handled, more: due.length > CONTACTS_PER_ALARM || next < batch.length };
+  }
+
+  /** One proposal for a contact this pass holds the lease of. */
+  async #propose(generator: ProposalGenerator, contact: ContactRow, now: number, context: ProposalInput["context"]): Promise<void> {
+    const { spec } = this.store.run()!;
+    const step = spec.steps[contact.currentStep]!;
+    const { contactId, round } = contact;
+    // An earlier attempt that died after writing its proposal: finish its move and stop there.
+    const existing = this.store.actionForStep(contactId, contact.currentStep, round);
+    if (existing) return this.#afterProposal(contactId, existing.status === "pending_approval");
+
+    const base = { contactId, stepId: step.id, stepIndex: contact.currentStep, round, type: step.action, identityId: spec.sender?.id ?? null, proposedAt: now, generation: null };
+    const blank = { params: {}, reasoning: "", digest: await paramsDigest({}) };
+    if (contact.attempts > MAX_ATTEMPTS) return this.#fail(contact, { ...base, ...blank }, `No proposal after ${MAX_ATTEMPTS} attempts`);
+    let proposal;
+    try {
+      proposal = await generator.propose({
+        step,
+        stepIndex: contact.currentStep,
+        contact: contact.snapshot!,
+        sender: spec.sender,
+        playbookMd: spec.playbookMd,
+        llm: spec.llm,
+        capabilities: spec.capabilities ?? [],
+        context,
+        history: this.store.actionsOf(contactId).map(toPrior),
+      });
+    } catch (error) {
+      if (!(error instanceof ProposalError) && contact.attempts < MAX_ATTEMPTS) {
+        // Try again later, within the contact's attempts: a busy provider slows the run down, never fails it.
+        const wait = Math.max(error instanceof ProviderBusy ? error.retryAfterMs : 0, retryDelay(contact.attempts));
+        if (this.#stillHeld(contact)) this.store.moveContact(contactId, "pending", { leaseUntil: null, nextStepAt: Date.now() + wait }, ["processing"]);
+        return;
+      }
+      return this.#fail(contact, { ...base, ...blank }, message(error));
+    }
+    const digest = await paramsDigest(proposal.params);
+    const generation = proposal.generation ? { ...proposal.generation, latency_ms: Math.round(proposal.generation.latency_ms) } : null;
+    const made = { ...base, params: proposal.params, reasoning: proposal.reasoning, digest, generation };
+    const auto = step.require_approval === false;
+    // Nobody reviews an automatic action, so it must be valid as proposed.
+    const invalid = auto ? ACTION_PARAMS[step.action].safeParse(proposal.params).error : undefined;
+    if (invalid) {
+      const error = `The proposal is not a valid ${step.action}: ${issuesToDetails(invalid.issues, ["params"]).map((d) => `${d.path} ${d.message}`).join("; ")}`;
+      return this.#fail(contact, made, error);
+    }
+    this.store.atomically(() => {
+      // A stop, a cancel or an address change may have landed while the proposal was made: then it is dropped.
+      if (!this.#stillHeld(contact)) return;
+      this.store.insertAction({ ...made, status: auto ? "auto_approved" : "pending_approval", error: null });
+      this.#afterProposal(contactId, !auto);
+    });
+  }
+
+  #stillHeld(contact: ContactRow): boolean {
+    const now = this.store.contact(contact.contactId);
+    return now?.status === "processing" && now.round === contact.round && now.currentStep === contact.currentStep;
+  }
+
+  #afterProposal(contactId: string, needsApproval: boolean): void {
+    if (needsApproval) this.store.moveContact(contactId, "awaiting_approval", { leaseUntil: null, attempts: 0 }, ["processing"]);
+    // An automatic action is due at once; the contact stays processing while it is carried out.
+    else this.store.moveContact(contactId, "processing", { leaseUntil: null, attempts: 0 }, ["processing"]);
+  }
+
+  #fail(contact: ContactRow, action: NewAction, error: string): void {
+    this.store.atomically(() => {
+      if (!this.#stillHeld(contact)) return;
+      this.store.insertAction({ ...action, status: "failed", error });
+      this.store.moveContact(contact.contactId, "failed", { leaseUntil: null, stopReason: "error" }, ["processing"]);
+    });
+  }
+}
+
+/** `PROPOSAL_CONCURRENCY` (1-20), or the default. */
+function concurrency(env: Env): number {
+  const set = Number(env.PROPOSAL_CONCURRENCY);
+  return Number.isInteger(set) && set >= 1 && set <= 20 ? set : DEFAULT_CONCURRENCY;
+}
+
+/** What the model is told of an earlier action: what was approved (edits included), and whether it went out. */
+const toPrior = (a: ActionRow): PriorAction => ({
+  step_id: a.stepId,
+  type: a.type,
+  status: a.status,
+  params: a.params,
+  edited: a.decision?.edited ?? false,
+  executed_at: iso(a.executedAt),
+});
