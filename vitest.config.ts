@@ -11,7 +11,8 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { ADMIN_TOKEN: "test-admin-token", TEST_MIGRATIONS: migrations },
+                // OpenAI is configured (tests intercept its endpoint with msw); Anthropic is not.
+                bindings: { ADMIN_TOKEN: "test-admin-token", TEST_MIGRATIONS: migrations, OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: "https://openai.test/v1" },
               },
             }),
           ],

@@ -3,7 +3,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { ADMIN_TOKEN, serveBare, serveCairn } from "./serve.mjs";
+import { ADMIN_TOKEN, serveBare, serveCairn, serveFakeModel } from "./serve.mjs";
 
 const CONNECTIONS = 32;
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 10_000);
@@ -94,9 +94,12 @@ async function enqueueRun(cairn, workspaceId, agentId, contactIds) {
   return runId;
 }
 
+const MODEL_LATENCY_MS = 500;
+const CONCURRENCY = 6;
 const bundle = build();
 const bare = await serveBare();
-const cairn = await serveCairn(bundle);
+const model = await serveFakeModel(MODEL_LATENCY_MS);
+const cairn = await serveCairn(bundle, { OPENAI_API_KEY: "bench-key", OPENAI_BASE_URL: model.url, PROPOSAL_CONCURRENCY: String(CONCURRENCY) });
 const call = client(cairn.url);
 log(`bare Worker at ${bare.url}, Cairn at ${cairn.url}; server pinned to core 0: ${pinned}`);
 
@@ -143,6 +146,22 @@ for (const size of ENGINE_SIZES) {
   log(`  ${size} contacts: ${ms.toFixed(0)} ms`);
 }
 
+log(`model proposals: a local OpenAI-compatible fake answering in ${MODEL_LATENCY_MS} ms, concurrency ${CONCURRENCY}`);
+results.llm = [];
+for (const size of [100, 1000]) {
+  const agent = (await call("POST", "/v1/agents", { ...emailAgent(`Model ${size}`), llm_config: { provider: "openai", model: "fake-model" } }, key)).agent;
+  const ids = await makeContacts(call, key, `model${size}`, size);
+  const before = model.stats.requests;
+  const started = performance.now();
+  const runId = (await call("POST", `/v1/agents/${agent.id}/trigger`, { contact_ids: ids }, key)).run_id;
+  await waitForPending(cairn.db, runId, size);
+  const ms = performance.now() - started;
+  // The best a run can do: every proposal one model call, CONCURRENCY at a time.
+  const boundMs = 1.25 * ((size * MODEL_LATENCY_MS) / CONCURRENCY);
+  results.llm.push({ contacts: size, ms, proposalsPerSecond: size / (ms / 1000), boundMs, ratioToBound: boundMs / ms, modelRequests: model.stats.requests - before });
+  log(`  ${size} contacts: ${ms.toFixed(0)} ms (bound ${boundMs.toFixed(0)} ms)`);
+}
+
 log("approvals against one 1000-contact run");
 const approvalAgent = (await call("POST", "/v1/agents", emailAgent("Approvals"), key)).agent;
 const approvalContacts = await makeContacts(call, key, "approve", 1000);
@@ -169,7 +188,7 @@ for (let i = 0; i < 21; i++) {
 bigView.samples.sort((a, b) => a - b);
 results.bigView = { requests: bigView.samples.length, p50: bigView.samples[Math.floor(bigView.samples.length / 2)], max: bigView.samples.at(-1), bytes: bigView.bytes };
 
-await Promise.all([bare.mf.dispose(), cairn.mf.dispose()]);
+await Promise.all([bare.mf.dispose(), cairn.mf.dispose(), model.close()]);
 
 // ---- report ----
 const limit = results.http[0].rps;
@@ -187,6 +206,10 @@ console.log(line(rows[0]));
 for (const r of rows.slice(1)) console.log(line(r));
 
 console.log(`\nRun view, 1000 contacts x 20,000-character bodies, first page, one request at a time: p50 ${fmt(results.bigView.p50, 1)} ms, max ${fmt(results.bigView.max, 1)} ms, ${results.bigView.bytes} bytes`);
+
+console.log(`\nModel proposals (fake OpenAI-compatible endpoint, ${MODEL_LATENCY_MS} ms a call, concurrency ${CONCURRENCY}): trigger until every contact's first action is pending`);
+console.log(line(["contacts", "ms", "proposals/s", "bound ms", "bound/actual", "model calls"]));
+for (const r of results.llm) console.log(line([String(r.contacts), fmt(r.ms), fmt(r.proposalsPerSecond, 1), fmt(r.boundMs), fmt(r.ratioToBound, 2), String(r.modelRequests)]));
 
 const base = results.engine[0];
 console.log("\nRun engine: enqueue until every contact's first action is pending");
@@ -209,6 +232,7 @@ const report = {
   approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit, ratio_to_bare_d1: results.approvals.rps / d1Limit },
   engine: results.engine,
   big_run_view: results.bigView,
+  model_proposals: { latency_ms: MODEL_LATENCY_MS, concurrency: CONCURRENCY, runs: results.llm },
 };
 writeFileSync("bench/results/latest.json", JSON.stringify(report, null, 2) + "\n");
 console.log("\nWritten to bench/results/latest.json");

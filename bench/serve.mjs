@@ -11,7 +11,7 @@ const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSy
 export const ADMIN_TOKEN = "bench-admin-token";
 
 /** Cairn from `bundlePath`, persisted to a fresh temporary directory like local `wrangler dev` state. */
-export async function serveCairn(bundlePath) {
+export async function serveCairn(bundlePath, bindings = {}) {
   const state = mkdtempSync(join(tmpdir(), "cairn-bench-"));
   const mf = new Miniflare(convertV4MiniflareOptions({
     host: "127.0.0.1",
@@ -23,7 +23,7 @@ export async function serveCairn(bundlePath) {
         name: "cairn",
         modules: [{ type: "ESModule", path: bundlePath }],
         compatibilityDate,
-        bindings: { ADMIN_TOKEN },
+        bindings: { ADMIN_TOKEN, ...bindings },
         d1Databases: { DB: "cairn" },
         durableObjects: { RUNS: { className: "RunObject", useSQLite: true } },
         queueProducers: { RUN_QUEUE: { queueName: "cairn-runs" } },
@@ -71,4 +71,35 @@ export async function serveBare() {
   }));
   const url = await mf.ready;
   return { mf, url: url.toString().replace(/\/$/, "") };
+}
+
+/**
+ * A local OpenAI-compatible Chat Completions endpoint that answers every request after a
+ * fixed latency with a valid email proposal, counting what it was asked.
+ */
+export async function serveFakeModel(latencyMs) {
+  const { createServer } = await import("node:http");
+  const stats = { requests: 0 };
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      stats.requests++;
+      const content = JSON.stringify({ subject: "A note on pricing", body: "Hi, happy to help you pick a plan.", reasoning: "Pricing visitor: offered help." });
+      const answer = {
+        id: `chatcmpl-${stats.requests}`,
+        object: "chat.completion",
+        created: Math.floor(Date.now() / 1000),
+        model: JSON.parse(body || "{}").model ?? "fake",
+        choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 120, completion_tokens: 40, total_tokens: 160 },
+      };
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(answer));
+      }, latencyMs);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/v1`, stats, close: () => new Promise((resolve) => server.close(resolve)) };
 }

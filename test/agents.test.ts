@@ -298,14 +298,14 @@ describe("playbook templates", () => {
 describe("PATCH /v1/agents/:id", () => {
   it("merges top-level fields and leaves the others unchanged", async () => {
     const { key } = await makeWorkspace();
-    const agent = await makeAgent(key, { description: "before", llm_config: { provider: "openai", temperature: 1 } });
+    const agent = await makeAgent(key, { description: "before", llm_config: { provider: "anthropic", temperature: 1 } });
     const res = await patch(key, agent.id, { name: "After", enabled: true });
     expect(res.status).toBe(200);
     expect(res.body).toStrictEqual({
       status: "success",
       agent: { ...agent, name: "After", enabled: true, updated_at: expect.stringMatching(ISO_MS) },
       // No OpenAI key in this deployment: the answer says so.
-      warnings: [{ code: "provider_not_configured", message: expect.stringContaining("openai") }],
+      warnings: [{ code: "provider_not_configured", message: expect.stringContaining("anthropic") }],
     });
     expect(Date.parse(res.body.agent.updated_at)).toBeGreaterThanOrEqual(Date.parse(agent.updated_at));
     expect(Date.parse(res.body.agent.updated_at)).toBeGreaterThanOrEqual(Date.parse(agent.created_at));

@@ -101,7 +101,7 @@ describe("POST /v1/agents/:id/trigger", () => {
 
   it("refuses an agent whose LLM provider is not configured: 409 provider_not_configured", async () => {
     const { key } = await makeWorkspace();
-    const agent = await makeAgent(key, { llm_config: { provider: "openai", model: "gpt-4o" } });
+    const agent = await makeAgent(key, { llm_config: { provider: "anthropic", model: "claude-haiku-4-5" } });
     const [a] = await makeContacts(key, 1);
     expectError(await trigger(key, agent.id, { contact_ids: [a!.id] }), 409, "provider_not_configured");
     expect(await runCount(key, agent.id)).toBe(0);

@@ -5,7 +5,8 @@ import { ACTION_PARAMS, paramsDigest } from "./actions";
 import { loadContexts } from "./contact-context";
 import { ProposalError } from "./generators/builtin";
 import { generatorFor } from "./generators";
-import { ProviderBusy, type PriorAction, type ProposalGenerator, type ProposalInput } from "./generators/types";
+import { InvalidAnswer } from "./generators/llm";
+import { ProviderBusy, type Generation, type PriorAction, type ProposalGenerator, type ProposalInput } from "./generators/types";
 import { MAX_ATTEMPTS, message, retryDelay, type ArmBy, type Progress } from "./run-engine";
 import type { ActionRow, ContactRow, RunStore } from "./run-store";
 
@@ -91,10 +92,12 @@ export class Proposer {
         if (this.#stillHeld(contact)) this.store.moveContact(contactId, "pending", { leaseUntil: null, nextStepAt: Date.now() + wait }, ["processing"]);
         return;
       }
-      return this.#fail(contact, { ...base, ...blank }, message(error));
+      // A model whose answers never passed still cost tokens: they count in the run's usage.
+      const generation = error instanceof InvalidAnswer ? rounded(error.generation) : null;
+      return this.#fail(contact, { ...base, ...blank, generation }, message(error));
     }
     const digest = await paramsDigest(proposal.params);
-    const generation = proposal.generation ? { ...proposal.generation, latency_ms: Math.round(proposal.generation.latency_ms) } : null;
+    const generation = proposal.generation ? rounded(proposal.generation) : null;
     const made = { ...base, params: proposal.params, reasoning: proposal.reasoning, digest, generation };
     const auto = step.require_approval === false;
     // Nobody reviews an automatic action, so it must be valid as proposed.
@@ -130,6 +133,8 @@ export class Proposer {
     });
   }
 }
+
+const rounded = (g: Generation): Generation => ({ ...g, latency_ms: Math.round(g.latency_ms) });
 
 /** `PROPOSAL_CONCURRENCY` (1-20), or the default. */
 function concurrency(env: Env): number {
