@@ -1,4 +1,8 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import { configFromRow } from "../src/agents/agent-record";
+import { createDb } from "../src/db/client";
+import { findAgent } from "../src/routes/agents";
+import { createRun } from "../src/runs/create-run";
 import { http, HttpResponse } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -147,5 +151,20 @@ describe("a run whose agent writes with a model", () => {
     expect(contactOf(run, contact.id)).toMatchObject({ status: "failed", stop_reason: "error", actions: [{ status: "failed", error: expect.stringContaining("overloaded") }] });
     expect(run.status).toBe("failed");
     expect(calls).toBe(MAX_ATTEMPTS);
+  });
+
+  it("fails each contact's step, not stalls the run, when its provider stopped being configured after the trigger", async () => {
+    const { key, workspaceId } = await makeWorkspace();
+    const agent = await makeStepsAgent(key, [EMAIL_STEP], { llm_config: { provider: "anthropic" } });
+    const contact = await makeContact(key);
+    // Triggered while Anthropic was configured; this deployment has no key for it now.
+    const db = createDb(env.DB);
+    const config = configFromRow((await findAgent(db, workspaceId, agent.id))!);
+    const { runId } = await createRun(db, env, { workspaceId, agentId: agent.id, config, steps: config.playbook!.steps as never, contactIds: [contact.id], trigger: "manual" });
+    await drive(runId);
+
+    const run = await getRun(key, runId);
+    expect(contactOf(run, contact.id)).toMatchObject({ status: "failed", actions: [{ status: "failed", error: expect.stringContaining("no longer configured") }] });
+    expect(run.status).toBe("failed");
   });
 });

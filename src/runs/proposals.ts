@@ -34,10 +34,11 @@ export class Proposer {
   /** Proposes for the contacts that are due, `concurrency` at a time, within a bounded pass. */
   async proposeDue(now: number): Promise<Progress> {
     const { spec } = this.store.run()!;
-    const generator = generatorFor(spec.llm.provider, this.env);
+    // A provider whose secret was removed after the trigger fails each contact's step rather than stall the run.
+    const generator = generatorFor(spec.llm.provider, this.env) ?? unconfigured(spec.llm.provider);
     const due = this.store.dueContacts(now, CONTACTS_PER_ALARM + 1);
     const batch = due.slice(0, CONTACTS_PER_ALARM);
-    if (batch.length === 0 || !generator) return { handled: 0, more: false };
+    if (batch.length === 0) return { handled: 0, more: false };
     // A model is told the contact's properties and recent events: read for the whole pass at once.
     const contexts = generator.needsContext ? await loadContexts(this.env.DB, batch.map((c) => c.contactId)) : new Map();
 
@@ -133,6 +134,10 @@ export class Proposer {
     });
   }
 }
+
+const unconfigured = (provider: string): ProposalGenerator => ({
+  propose: () => Promise.reject(new ProposalError(`LLM provider ${provider} is no longer configured in this deployment`)),
+});
 
 const rounded = (g: Generation): Generation => ({ ...g, latency_ms: Math.round(g.latency_ms) });
 
