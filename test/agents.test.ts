@@ -304,7 +304,7 @@ describe("PATCH /v1/agents/:id", () => {
     expect(res.body).toStrictEqual({
       status: "success",
       agent: { ...agent, name: "After", enabled: true, updated_at: expect.stringMatching(ISO_MS) },
-      // No OpenAI key in this deployment: the answer says so.
+      // No Anthropic key in this deployment: the answer says so.
       warnings: [{ code: "provider_not_configured", message: expect.stringContaining("anthropic") }],
     });
     expect(Date.parse(res.body.agent.updated_at)).toBeGreaterThanOrEqual(Date.parse(agent.updated_at));

@@ -218,12 +218,13 @@ describe("openai generator: a busy or failing provider", () => {
     expect(waits).toHaveLength(2);
   });
 
-  it("fails at once with the provider's message on a 401", async () => {
-    const seen = openai(failure(401, "Incorrect API key provided: sk-test."));
+  it("fails at once with the provider's message on a 401, keys and account ids taken out of it", async () => {
+    const seen = openai(failure(401, "Incorrect API key provided: sk-proj-abc123XYZ. Organization org-Abc123Def456 has no access."));
     const { gen, waits } = generator();
     const error = await gen.propose(input()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProposalError);
-    expect((error as Error).message).toBe("OpenAI answered 401: Incorrect API key provided: sk-test.");
+    // The message reaches action.error, which any key of the workspace reads: no secret in it.
+    expect((error as Error).message).toBe("OpenAI answered 401: Incorrect API key provided: [redacted key]. Organization [redacted id] has no access.");
     expect(seen).toHaveLength(1);
     expect(waits).toStrictEqual([]);
   });

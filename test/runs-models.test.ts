@@ -153,6 +153,47 @@ describe("a run whose agent writes with a model", () => {
     expect(calls).toBe(MAX_ATTEMPTS);
   });
 
+  it("asks a busy provider for no more contacts in that pass, and holds the rest back until its Retry-After", async () => {
+    let calls = 0;
+    model(() => {
+      calls++;
+      return HttpResponse.json({ error: { message: "Rate limit reached" } }, { status: 429, headers: { "Retry-After": "60" } });
+    });
+    const { key } = await makeWorkspace();
+    const agent = await modelAgent(key);
+    const contacts = [];
+    for (let i = 0; i < 12; i++) contacts.push(await makeContact(key));
+    const runId = await trigger(key, agent.id, contacts.map((c) => c.id));
+    await drive(runId);
+
+    // At most one call per worker: the others were not started once the provider said it was busy.
+    expect(calls).toBeLessThanOrEqual(6);
+    const run = await getRun(key, runId);
+    expect(run.contacts.every((c: Json) => c.status === "pending" && Date.parse(c.next_step_at) - Date.now() > 30_000)).toBe(true);
+  });
+
+  it("makes no second call for a contact that replied while its first answer was on its way", async () => {
+    const { key } = await makeWorkspace();
+    const agent = await modelAgent(key);
+    const contact = await makeContact(key);
+    let calls = 0;
+    // The first answer fails its schema (a corrected second call would follow), and the contact replies meanwhile.
+    model(async () => {
+      calls++;
+      await exports.default.fetch("https://cairn.test/v1/events", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ events: [{ contact_id: contact.id, type: "email.replied" }] }),
+      });
+      return email("", "");
+    });
+    const runId = await trigger(key, agent.id, [contact.id]);
+    await drive(runId);
+
+    expect(calls).toBe(1);
+    expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "reply", actions: [] });
+  });
+
   it("fails each contact's step, not stalls the run, when its provider stopped being configured after the trigger", async () => {
     const { key, workspaceId } = await makeWorkspace();
     const agent = await makeStepsAgent(key, [EMAIL_STEP], { llm_config: { provider: "anthropic" } });

@@ -20,6 +20,11 @@ export const PROPOSAL_PASS_MS = 60_000;
 export const PROPOSAL_LEASE_MS = 5 * 60_000;
 /** Proposals made at once: the Workers limit of simultaneous outbound connections per invocation. */
 export const DEFAULT_CONCURRENCY = 6;
+/** The longest a provider's `Retry-After` holds a contact back: a run never waits days on one header. */
+export const MAX_WAIT_MS = 15 * 60_000;
+/** The digest of `{}`, for actions that failed before they had params. */
+let emptyDigest: Promise<string> | undefined;
+const EMPTY_DIGEST = () => (emptyDigest ??= paramsDigest({}));
 
 type NewAction = Omit<Parameters<RunStore["insertAction"]>[0], "status" | "error">;
 
@@ -45,24 +50,41 @@ export class Proposer {
     const deadline = now + PROPOSAL_PASS_MS;
     let next = 0;
     let handled = 0;
+    // A provider that said it is busy is not asked for more contacts in this pass.
+    const pass = { busyUntil: 0 };
     const worker = async () => {
-      for (let i = next++; i < batch.length && Date.now() < deadline; i = next++) {
-        const contact = batch[i]!;
+      while (next < batch.length && Date.now() < deadline && pass.busyUntil === 0) {
+        const contact = batch[next++]!;
         const leaseUntil = Date.now() + PROPOSAL_LEASE_MS;
         // Each take counts as an attempt, so a proposal that keeps killing the process ends too.
         const fields = { leaseUntil, nextStepAt: null, attempts: contact.attempts + 1 };
         if (!this.store.moveContact(contact.contactId, "processing", fields, ["pending", "waiting", "processing"])) continue;
         await this.armBy(leaseUntil);
         handled++;
-        await this.#propose(generator, this.store.contact(contact.contactId)!, Date.now(), contexts.get(contact.contactId));
+        const held = this.store.contact(contact.contactId)!;
+        try {
+          await this.#propose(generator, held, Date.now(), contexts.get(contact.contactId), pass);
+        } catch (error) {
+          // Whatever went wrong, the contact is not left holding a lease: it is due again later.
+          console.error(JSON.stringify({ level: "error", message: "proposal failed unexpectedly", contact_id: contact.contactId, error: String(error) }));
+          this.#retryLater(held, retryDelay(held.attempts));
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(concurrency(this.env), batch.length) }, worker));
+    await Promise.allSettled(Array.from({ length: Math.min(concurrency(this.env), batch.length) }, worker));
+    if (pass.busyUntil > 0) {
+      this.store.deferDue(batch.slice(next).map((c) => c.contactId), pass.busyUntil);
+      return { handled, more: false };
+    }
     return { handled, more: due.length > CONTACTS_PER_ALARM || next < batch.length };
   }
 
+  #retryLater(contact: ContactRow, waitMs: number): void {
+    if (this.#stillHeld(contact)) this.store.moveContact(contact.contactId, "pending", { leaseUntil: null, nextStepAt: Date.now() + Math.min(waitMs, MAX_WAIT_MS) }, ["processing"]);
+  }
+
   /** One proposal for a contact this pass holds the lease of. */
-  async #propose(generator: ProposalGenerator, contact: ContactRow, now: number, context: ProposalInput["context"]): Promise<void> {
+  async #propose(generator: ProposalGenerator, contact: ContactRow, now: number, context: ProposalInput["context"], pass: { busyUntil: number }): Promise<void> {
     const { spec } = this.store.run()!;
     const step = spec.steps[contact.currentStep]!;
     const { contactId, round } = contact;
@@ -71,7 +93,7 @@ export class Proposer {
     if (existing) return this.#afterProposal(contactId, existing.status === "pending_approval");
 
     const base = { contactId, stepId: step.id, stepIndex: contact.currentStep, round, type: step.action, identityId: spec.sender?.id ?? null, proposedAt: now, generation: null };
-    const blank = { params: {}, reasoning: "", digest: await paramsDigest({}) };
+    const blank = { params: {}, reasoning: "", digest: await EMPTY_DIGEST() };
     if (contact.attempts > MAX_ATTEMPTS) return this.#fail(contact, { ...base, ...blank }, `No proposal after ${MAX_ATTEMPTS} attempts`);
     let proposal;
     try {
@@ -85,13 +107,15 @@ export class Proposer {
         capabilities: spec.capabilities ?? [],
         context,
         history: this.store.actionsOf(contactId).map(toPrior),
+        stillWanted: () => this.#stillHeld(contact),
       });
     } catch (error) {
+      if (!this.#stillHeld(contact)) return;
       if (!(error instanceof ProposalError) && contact.attempts < MAX_ATTEMPTS) {
         // Try again later, within the contact's attempts: a busy provider slows the run down, never fails it.
         const wait = Math.max(error instanceof ProviderBusy ? error.retryAfterMs : 0, retryDelay(contact.attempts));
-        if (this.#stillHeld(contact)) this.store.moveContact(contactId, "pending", { leaseUntil: null, nextStepAt: Date.now() + wait }, ["processing"]);
-        return;
+        if (error instanceof ProviderBusy) pass.busyUntil = Math.max(pass.busyUntil, Date.now() + Math.min(wait, MAX_WAIT_MS));
+        return this.#retryLater(contact, wait);
       }
       // A model whose answers never passed still cost tokens: they count in the run's usage.
       const generation = error instanceof InvalidAnswer ? rounded(error.generation) : null;

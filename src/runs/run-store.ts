@@ -162,6 +162,16 @@ export class RunStore {
     return cursor.rowsWritten > 0;
   }
 
+  /** Pushes these contacts' next step back to `until`, if they are still waiting for it (no status changes). */
+  deferDue(contactIds: string[], until: number): void {
+    if (contactIds.length === 0) return;
+    this.sql.exec(
+      "UPDATE contacts SET next_step_at = max(coalesce(next_step_at, 0), ?) WHERE status IN ('pending', 'waiting') AND contact_id IN (SELECT value FROM json_each(?))",
+      until,
+      JSON.stringify(contactIds),
+    );
+  }
+
   setSnapshot(contactId: string, snapshot: ContactSnapshot | null): void {
     this.sql.exec("UPDATE contacts SET snapshot = ? WHERE contact_id = ?", JSON.stringify(snapshot), contactId);
   }

@@ -105,8 +105,21 @@ export async function postJson(
   }, options);
 }
 
-/** The provider's own words: `error.message` (OpenAI, Anthropic), `error` or `message`, else the start of the body. */
+/**
+ * The provider's own words (`error.message` for OpenAI and Anthropic, `error` or `message`,
+ * else the start of the body), with anything that looks like a key or an account id taken
+ * out: they end up in `action.error`, which every key of the workspace can read.
+ */
 function errorMessage(text: string): string | undefined {
+  const said = providerWords(text);
+  return said && redact(said);
+}
+
+/** Keys (`sk-…`, `sk-ant-…`, long tokens) and organisation or project ids, replaced by a mark. */
+export const redact = (text: string) =>
+  text.replace(/\b(sk|rk|pk)-[A-Za-z0-9_-]{4,}/g, "[redacted key]").replace(/\b(org|proj|user)-[A-Za-z0-9_-]{6,}/g, "[redacted id]").replace(/\b[A-Za-z0-9_-]{40,}\b/g, "[redacted]");
+
+function providerWords(text: string): string | undefined {
   try {
     const body = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
     const candidate = typeof body.error === "string" ? body.error : (body.error?.message ?? body.message);

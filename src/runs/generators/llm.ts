@@ -85,6 +85,8 @@ export function modelGenerator(client: ModelClient): ProposalGenerator {
       const started = Date.now();
       let errors = "";
       for (let n = 1; n <= MAX_ANSWERS; n++) {
+        // The contact may have left while the last answer was on its way: no call for nobody.
+        if (input.stillWanted && !input.stillWanted()) throw new ProposalError("The contact left the sequence while its proposal was written");
         const answer = await client.ask(request);
         generation.input_tokens += answer.inputTokens;
         generation.output_tokens += answer.outputTokens;

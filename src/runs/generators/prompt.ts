@@ -54,7 +54,9 @@ export function outputSchema(type: WrittenAction): OutputSchema {
 export function systemPrompt({ step, stepIndex, playbookMd, capabilities }: ProposalInput, type: WrittenAction): string {
   const template = "template" in step && step.template ? Object.entries(step.template).filter(([, v]) => v) : [];
   return [
-    "You write one proposed outreach action for Cairn, an AI outreach agent. A human reviews every proposal before anything is sent.",
+    step.require_approval === false
+      ? "You write one outreach action for Cairn, an AI outreach agent. This step runs without a human review: what you write is carried out as written."
+      : "You write one proposed outreach action for Cairn, an AI outreach agent. A human reviews every proposal before anything is sent.",
     section("Playbook", playbookMd.trim() || "(none)"),
     section(
       "This step",

@@ -30,6 +30,8 @@ export type ProposalInput = {
   context?: { properties: Record<string, unknown>; events: RecentEvent[] };
   /** Every action this run already has for the contact, oldest first. */
   history: PriorAction[];
+  /** False once the contact left the proposal (a stop, a cancel, an address change): make no further call. */
+  stillWanted?: () => boolean;
 };
 
 /** How a model wrote a proposal: CONTRACT.md section 10. */
