@@ -2,31 +2,11 @@ import { describe, expect, it } from "vitest";
 import { ACTION_PARAMS } from "../src/runs/actions";
 import { ProposalError, builtinGenerator, render } from "../src/runs/generators/builtin";
 import type { ProposalInput } from "../src/runs/generators/types";
-import type { ContactSnapshot, RunStep, SenderSnapshot } from "../src/runs/spec";
+import type { RunStep, SenderSnapshot } from "../src/runs/spec";
+import { contact, sender as baseSender } from "./generator-fixtures";
 
-const contact = (overrides: Partial<ContactSnapshot> = {}): ContactSnapshot => ({
-  id: "ct_1",
-  email: "ada@acme.example",
-  first_name: "Ada",
-  last_name: "Lovelace",
-  company: "Acme",
-  job_title: "CTO",
-  lifecycle_stage: "lead",
-  linkedin_url: "https://www.linkedin.com/in/ada",
-  unsubscribed: false,
-  ...overrides,
-});
-
-const sender = (overrides: Partial<SenderSnapshot> = {}): SenderSnapshot => ({
-  id: "id_1",
-  first_name: "Sam",
-  last_name: "Sender",
-  role: "Founder",
-  email_address: "sam@cairn.example",
-  linkedin_url: null,
-  send_window: null,
-  ...overrides,
-});
+/** The shared fixtures' sender, with changes. */
+const sender = (overrides: Partial<SenderSnapshot> = {}): SenderSnapshot => ({ ...baseSender, ...overrides });
 
 const input = (step: Partial<RunStep> & Pick<RunStep, "action">, overrides: Partial<ProposalInput> = {}): ProposalInput => ({
   step: { id: "s1", require_approval: true, ...step } as RunStep,
