@@ -1,6 +1,5 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import type { RunObject } from "../src/runs/run-object";
 import { api, makeWorkspace, type Json } from "./helpers";
 import {
   DAY,

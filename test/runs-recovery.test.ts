@@ -9,7 +9,7 @@ import { builtinGenerator } from "../src/runs/generators/builtin";
 import { MAX_ATTEMPTS } from "../src/runs/run-engine";
 import { MIGRATIONS } from "../src/runs/run-rows";
 import { api, expectError, makeWorkspace, type Json } from "./helpers";
-import { EMAIL_STEP, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, runSql, runStub, startRun } from "./engine-helpers";
+import { EMAIL_STEP, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, runSql, runStub, startRun } from "./engine-helpers";
 import { runRow } from "./run-helpers";
 
 afterEach(() => vi.restoreAllMocks());

@@ -19,7 +19,6 @@ import {
   drive,
   getRun,
   makeContact,
-  makeIdentity,
   makeStepsAgent,
   outbox,
   reject,

@@ -10,7 +10,7 @@ import { requireScope } from "../middleware/auth";
 import { ActiveRunConflict, createRun } from "../runs/create-run";
 import { eligibilityScope, eligibleContacts, skippedDetails } from "../runs/eligibility";
 import { readiness } from "../runs/readiness";
-import type { DecisionResult } from "../runs/run-object";
+import type { DecisionResult } from "../runs/decisions";
 import { runStub } from "../runs/run-stub";
 import { findRun, requireRun, toRunJson } from "../runs/run-record";
 import { selectTargets } from "../runs/targeting";

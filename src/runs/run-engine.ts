@@ -3,7 +3,7 @@ import type { D1Batcher } from "../lib/d1-batcher";
 import type { ActionParams } from "./actions";
 import { executeAction, ExecutionError, findDone } from "./executors";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
-import { stepWait, type ActionRow, type ContactRow, type RunStore } from "./run-store";
+import { stepWait, type ActionRow, type RunStore } from "./run-store";
 import { inWindow, nextOpening } from "./send-window";
 import type { ContactSnapshot } from "./spec";
 

@@ -1,25 +1,20 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { D1Batcher } from "../lib/d1-batcher";
-import type { ErrorDetail } from "../lib/errors";
 import { issuesToDetails } from "../lib/validate";
-import { ACTION_PARAMS, canonicalJson, paramsDigest, type ActionParams } from "./actions";
+import { ACTION_PARAMS, canonicalJson, paramsDigest } from "./actions";
 import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
 import { Proposer } from "./proposals";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
-import { RunStore, type ActionRow } from "./run-store";
+import { RunStore } from "./run-store";
 import type { ContactSnapshot, RunSpec } from "./spec";
-import { runView, toActionJson, type ActionJson, type ContactsPage } from "./views";
+import { missing, notPending, repeat, type DecisionInput, type DecisionResult } from "./decisions";
+import { runView, toActionJson, type ContactsPage } from "./views";
 
 /** While approvals keep arriving, the D1 mirror is written at most this often. */
 const MIRROR_BATCH_MS = 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-export type DecisionInput = { keyId: string; reason?: string; params?: ActionParams; digest?: string };
-export type DecisionResult =
-  | { ok: true; action: ActionJson }
-  | { ok: false; status: 400 | 404 | 409; code: string; message: string; details?: ErrorDetail[] };
 
 /** Params that say who an action reaches: stop checks follow the contact, so these stay put. */
 const RECIPIENT_FIELDS = ["to", "profile_url", "contact_id"];
@@ -245,8 +240,9 @@ export class RunObject extends DurableObject<Env> {
    * arriving, when one write a second carries them all rather than one write each.
    */
   #mirrorAt(now: number): number | null {
-    const due = this.#store.mirrorDueAt();
-    if (due === null) return null;
+    const { version, mirrorSeq, retryAt } = this.#store.mirrorState();
+    if (version <= mirrorSeq) return null;
+    const due = retryAt ?? 0;
     return this.#deciding > 0 ? Math.max(due, this.#mirroredAt + MIRROR_BATCH_MS) : Math.max(due, now);
   }
 
@@ -276,29 +272,4 @@ export class RunObject extends DurableObject<Env> {
     // A deleted row takes no more writes; a cancelled one takes the cancelled summary next.
     if (outcome === "deleted") this.#store.mirrored(this.#store.mirrorState().version);
   }
-}
-
-// A run that has not started has no actions yet: to its caller, the same as no such run.
-const missing = (what: "run" | "action"): DecisionResult => ({ ok: false, status: 404, code: "not_found", message: what === "run" ? "No such run, or it has not started yet" : "No such action" });
-
-function notPending(action: ActionRow, kind: "approve" | "reject"): DecisionResult {
-  return {
-    ok: false,
-    status: 409,
-    code: "action_not_pending",
-    message: `The action is ${action.status}; it can no longer be ${kind === "approve" ? "approved" : "rejected"}`,
-    details: [{ path: "status", message: action.status }],
-  };
-}
-
-/** Statuses an approved action moves through on its way to done. */
-const APPROVED_PATH = ["approved", "auto_approved", "scheduled", "running", "completed"];
-
-/**
- * Deciding an action again: the same decision is answered with the action while it still
- * stands (approved and on its way, or rejected); anything else is a conflict.
- */
-function repeat(action: ActionRow, kind: "approve" | "reject"): DecisionResult {
-  const same = kind === "approve" ? APPROVED_PATH.includes(action.status) : action.status === "rejected";
-  return same ? { ok: true, action: toActionJson(action) } : notPending(action, kind);
 }

@@ -273,12 +273,6 @@ export class RunStore {
     return this.sql.exec(`SELECT EXISTS (SELECT 1 FROM contacts WHERE status IN (${statuses.map(() => "?").join(", ")})) AS yes`, ...statuses).one().yes === 1;
   }
 
-  /** When the D1 mirror should next be written: null when it is current. */
-  mirrorDueAt(): number | null {
-    const row = this.sql.exec("SELECT coalesce(mirror_retry_at, 0) AS t FROM run WHERE version > mirror_seq").toArray()[0];
-    return row ? Number(row.t) : null;
-  }
-
   /** The earliest time any step or action of this run is due, or null. */
   nextWakeAt(): number | null {
     const row = this.sql
