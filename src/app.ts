@@ -12,6 +12,7 @@ import { identities } from "./routes/identities";
 import { meta } from "./routes/meta";
 import { outbox } from "./routes/outbox";
 import { runs } from "./routes/runs";
+import { unsubscribe } from "./routes/unsubscribe";
 
 export const app = new Hono<AppEnv>({ strict: false });
 
@@ -22,6 +23,8 @@ app.use(requestContext);
 // request without a valid key is 401 whatever it sent (CONTRACT.md section 9).
 app.route("/v1", meta);
 app.route("/v1/admin", admin);
+// Unsubscribe links carry their own signed token, no key, and may post a form body.
+app.route("/v1/unsubscribe", unsubscribe);
 
 app.use("/v1/*", requireKey, jsonBody);
 app.route("/v1/agents", runs);

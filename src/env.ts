@@ -27,6 +27,10 @@ export type Env = {
   ANTHROPIC_API_KEY?: string;
   ANTHROPIC_BASE_URL?: string;
   AI?: Ai;
+  /** Signs unsubscribe links; unset, the links (and /v1/unsubscribe) answer 404. */
+  UNSUBSCRIBE_SECRET?: string;
+  /** The deployment's public origin, which links in emails are built on. */
+  PUBLIC_URL?: string;
   /** Proposals a run makes at once (1-20, default 6). */
   PROPOSAL_CONCURRENCY?: string;
 };

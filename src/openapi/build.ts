@@ -17,7 +17,7 @@ export type Operation = {
   query?: z.ZodObject;
   body?: z.ZodType;
   bodyRequired?: boolean;
-  success: { status: number; description: string; schema: z.ZodType };
+  success: { status: number; description: string; schema: z.ZodType; html?: boolean };
   /** Statuses beyond those every route of its kind can answer. */
   errors?: number[];
 };
@@ -106,7 +106,9 @@ export function buildDocument(operations: Operation[], info: { title: string; ve
     const responses: Record<string, Json> = {
       [op.success.status]: {
         description: op.success.description,
-        content: { "application/json": { schema: components.ref(op.success.schema, "output") } },
+        content: op.success.html
+          ? { "text/html": { schema: { type: "string" } } }
+          : { "application/json": { schema: components.ref(op.success.schema, "output") } },
       },
     };
     for (const status of [...statuses].sort()) {

@@ -87,6 +87,11 @@ const operations: Operation[] = [
     success: { status: 200, description: "Rejected; the contact's sequence ends. 409 action_not_pending", schema: ActionEnvelope } },
   { method: "get", path: "/v1/outbox", summary: "List outbox deliveries", tag: "Runs", auth: "agents:read",
     query: ListOutboxQuery, success: { status: 200, description: "What outbound actions would have sent, newest first", schema: OutboxList } },
+  { method: "get", path: "/v1/unsubscribe/:token", summary: "Show an unsubscribe page", tag: "Unsubscribe", auth: null,
+    params: z.strictObject({ token: z.string() }), success: { status: 200, description: "A small HTML page with a confirm button; 404 for a forged or altered token", schema: z.string(), html: true } },
+  { method: "post", path: "/v1/unsubscribe/:token", summary: "Unsubscribe by link", tag: "Unsubscribe", auth: null,
+    params: z.strictObject({ token: z.string() }),
+    success: { status: 200, description: "RFC 8058 one-click: any body (List-Unsubscribe=One-Click or none) is accepted; the contact is unsubscribed and its sequences stop. HTML when the request accepts it", schema: z.object({ status: z.literal("success"), unsubscribed: z.literal(true) }) } },
 ];
 
 let cached: ReturnType<typeof buildDocument> | undefined;

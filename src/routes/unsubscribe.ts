@@ -1,0 +1,63 @@
+import { and, eq } from "drizzle-orm";
+import { Hono, type Context } from "hono";
+import { contacts, events, workspaces } from "../db/schema";
+import { readUnsubscribeToken } from "../delivery/unsubscribe";
+import type { AppEnv } from "../env";
+import { notFound } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { signalContacts } from "../runs/stop-signals";
+
+/** The contact a link's token names, in its workspace; a forged, altered or stale token names nobody (404). */
+async function linkedContact(c: Context<AppEnv>) {
+  const secret = c.env.UNSUBSCRIBE_SECRET;
+  const named = secret ? await readUnsubscribeToken(secret, c.req.param("token") ?? "") : null;
+  if (!named) throw notFound("unsubscribe link");
+  const [row] = await c.var.db
+    .select({ id: contacts.id, email: contacts.email, unsubscribed: contacts.unsubscribed, workspace: workspaces.name })
+    .from(contacts)
+    .innerJoin(workspaces, eq(workspaces.id, contacts.workspaceId))
+    .where(and(eq(contacts.workspaceId, named.workspaceId), eq(contacts.id, named.contactId)));
+  if (!row) throw notFound("unsubscribe link");
+  return { ...row, workspaceId: named.workspaceId };
+}
+
+const escape = (text: string) => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+/** `a***@acme.com`: enough for the recipient to recognise, little for whoever the link was forwarded to. */
+const masked = (email: string) => email.replace(/^(.)[^@]*/, "$1***");
+
+const page = (title: string, body: string) =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${title}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}button{font:inherit;padding:.5rem 1.25rem;cursor:pointer}</style>
+</head><body><h1>${title}</h1>${body}</body></html>`;
+
+/**
+ * Unsubscribe links (CONTRACT.md section 11), with no API key: `GET` shows a page with a
+ * confirm button; `POST` unsubscribes (RFC 8058 one-click: any body, `List-Unsubscribe=One-Click`
+ * or none, is accepted and not read) and stops every sequence of the contact.
+ */
+export const unsubscribe = new Hono<AppEnv>()
+  .get("/:token", async (c) => {
+    const contact = await linkedContact(c);
+    const who = `${escape(masked(contact.email))} from ${escape(contact.workspace)}`;
+    if (contact.unsubscribed) return c.html(page("You are unsubscribed", `<p>${who} will not write to you again.</p>`));
+    return c.html(page("Unsubscribe", `<p>Stop all messages to ${who}?</p><form method="post"><button type="submit">Unsubscribe</button></form>`));
+  })
+  .post("/:token", async (c) => {
+    const contact = await linkedContact(c);
+    const { db } = c.var;
+    const now = new Date();
+    const [changed] = await db
+      .update(contacts)
+      .set({ unsubscribed: true, updatedAt: now })
+      .where(and(eq(contacts.id, contact.id), eq(contacts.unsubscribed, false)))
+      .returning({ id: contacts.id });
+    // Recorded once, as the event the API would record, so eligibility and stops see it the same way.
+    if (changed) {
+      await db.insert(events).values({ id: newId("evt"), workspaceId: contact.workspaceId, contactId: contact.id, type: "contact.unsubscribed", url: null, properties: { source: "unsubscribe_link" }, occurredAt: now, createdAt: now });
+      await signalContacts(db, c.env, contact.workspaceId, { stops: [{ contactId: contact.id, reason: "unsubscribe" }] });
+    }
+    if ((c.req.header("Accept") ?? "").includes("text/html")) {
+      return c.html(page("You are unsubscribed", `<p>${escape(masked(contact.email))} will get no more messages from ${escape(contact.workspace)}.</p>`));
+    }
+    return c.json({ status: "success", unsubscribed: true });
+  });
