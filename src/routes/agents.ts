@@ -1,7 +1,7 @@
 import { and, count, desc, eq, type SQL } from "drizzle-orm";
 import { Hono } from "hono";
 import { configColumns, configFromCreate, configFromPatch, configFromRow, toAgentJson, type AgentConfig } from "../agents/agent-record";
-import { providerConfigured } from "../runs/generators";
+import { notConfigured, providerConfigured } from "../runs/generators";
 import type { Db } from "../db/client";
 import { agents as agentsTable, runs } from "../db/schema";
 import type { AppEnv, Env } from "../env";
@@ -25,8 +25,7 @@ export async function findAgent(db: Db, workspaceId: string, id: string) {
 function warningsFor(config: AgentConfig, env: Env) {
   const { provider } = config.llm_config;
   if (providerConfigured(provider, env)) return {};
-  const message = `LLM provider ${provider} is not configured in this deployment: the agent cannot be triggered until it is (see the README's configuration)`;
-  return { warnings: [{ code: "provider_not_configured", message }] };
+  return { warnings: [{ code: "provider_not_configured", message: notConfigured(provider) }] };
 }
 
 /** An agent may only send as an identity of its own workspace. */

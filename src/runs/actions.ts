@@ -28,6 +28,10 @@ export const CHANNEL: Record<ActionType, "email" | "linkedin" | "crm" | "tasks" 
   create_task: "tasks",
 };
 
+/** The channels that reach a person: what needs a sender, a send window, and counts as contacting them. */
+export const OUTBOUND_CHANNELS = ["email", "linkedin"] as const;
+export const reachesPerson = (type: ActionType) => (OUTBOUND_CHANNELS as readonly string[]).includes(CHANNEL[type]);
+
 /** JSON with object keys sorted at every level, so equal params have equal text. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;

@@ -4,6 +4,7 @@ import { ACTIVE_RUN_STATUSES, contacts, deliveries, events, runContacts, runs } 
 import { batchRead, chunk, D1_MAX_PARAMS } from "../lib/d1";
 import type { ErrorDetail } from "../lib/errors";
 import type { Monitoring } from "../schemas/agents";
+import { OUTBOUND_CHANNELS } from "./actions";
 
 /** Why a contact is left out of a run, in precedence order: the first that applies is reported. */
 export const SKIP_REASONS = ["unsubscribed", "bounced", "in_active_run", "replied", "cooldown"] as const;
@@ -36,7 +37,7 @@ export function eligibilityScope(
 }
 
 const DAY = 86_400_000;
-const OUTBOUND_CHANNELS = sql.raw(`'email', 'linkedin'`);
+const OUTBOUND = sql.raw(OUTBOUND_CHANNELS.map((c) => `'${c}'`).join(", "));
 const ACTIVE = sql.raw(ACTIVE_RUN_STATUSES.map((s) => `'${s}'`).join(", "));
 
 /**
@@ -62,7 +63,7 @@ export function skipReason(scope: EligibilityScope): SQL<SkipReason | null> {
   // Reached by the agent: an executed outbound action is a delivery row.
   if (windowed && scope.targeting === "default") {
     whens.push(sql`WHEN EXISTS (SELECT 1 FROM ${deliveries} WHERE ${deliveries.contactId} = ${contacts.id} AND ${deliveries.agentId} = ${scope.agentId}
-      AND ${deliveries.createdAt} >= ${since} AND ${deliveries.channel} IN (${OUTBOUND_CHANNELS})) THEN 'cooldown'`);
+      AND ${deliveries.createdAt} >= ${since} AND ${deliveries.channel} IN (${OUTBOUND})) THEN 'cooldown'`);
   }
   return sql<SkipReason | null>`(CASE ${sql.join(whens, sql` `)} END)`;
 }

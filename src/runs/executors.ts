@@ -2,7 +2,7 @@ import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
 import type { StopReason } from "./machine";
-import { CHANNEL, type ActionParams } from "./actions";
+import { CHANNEL, reachesPerson, type ActionParams } from "./actions";
 import type { ActionRow } from "./run-store";
 import { STOP_EVENTS, type ContactSnapshot, type RunPlan } from "./spec";
 
@@ -23,7 +23,6 @@ export class ExecutionError extends Error {
   }
 }
 
-const OUTBOUND_CHANNELS = new Set(["email", "linkedin"]);
 
 // The contact may be reached only while its run is active in D1 (not cancelled there, nor
 // deleted with its agent) and the contact exists, is subscribed, has not bounced, has
@@ -46,7 +45,7 @@ export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, 
   const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
   const channel = CHANNEL[action.type];
   const now = Date.now();
-  const outbound = OUTBOUND_CHANNELS.has(channel);
+  const outbound = reachesPerson(action.type);
   if (outbound && !spec.sender) throw new ExecutionError("The agent has no sending identity; outbound actions need one", true);
   const to = action.type === "email_message" ? String(action.params.to) : null;
   const profile = outbound && action.type !== "email_message" ? String(action.params.profile_url) : null;

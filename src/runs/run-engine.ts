@@ -1,6 +1,6 @@
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
-import type { ActionParams } from "./actions";
+import { reachesPerson, type ActionParams } from "./actions";
 import { executeAction, ExecutionError, findDone } from "./executors";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
 import { stepWait, type ActionRow, type RunStore } from "./run-store";
@@ -17,7 +17,6 @@ export const MAX_ATTEMPTS = 5;
 export const retryDelay = (attempts: number) => Math.min(15_000 * 2 ** Math.max(attempts - 1, 0), 15 * 60_000);
 
 const CONTACT_CHANGED = "contact_changed: the contact's address changed; the step is proposed again";
-const OUTBOUND = new Set(["email_message", "linkedin_connection", "linkedin_message"]);
 
 /** Sets the object's alarm no later than `at`: called before any outside call, so a crash there still wakes the run. */
 export type ArmBy = (at: number) => Promise<void>;
@@ -61,7 +60,7 @@ export class RunEngine {
       return this.#settleUnsent(action, now, contact.stopReason ?? (FINISHED_RUN_STATUSES.includes(run.status) ? "cancelled" : null));
     }
     const window = spec.sender?.send_window;
-    if (window && OUTBOUND.has(action.type) && !inWindow(window, now)) {
+    if (window && reachesPerson(action.type) && !inWindow(window, now)) {
       const at = nextOpening(window, now);
       this.store.moveAction(contactId, index, "scheduled", { scheduledFor: at, leaseUntil: null }, { from: ["approved", "auto_approved", "scheduled", "running"] });
       this.store.moveContact(contactId, "processing", { nextStepAt: at }, ["awaiting_approval", "processing"]);

@@ -19,5 +19,9 @@ const FACTORIES: Record<Provider, (env: Env) => ProposalGenerator | undefined> =
 /** The generator for a provider, or undefined while that provider is not configured here. */
 export const generatorFor = (provider: Provider, env: Env) => FACTORIES[provider](env);
 
+/** What the trigger's 409 and the agent's warning say of a provider this deployment has no secret or binding for. */
+export const notConfigured = (provider: Provider) =>
+  `LLM provider ${provider} is not configured in this deployment (see the README's configuration): use builtin, or configure it`;
+
 /** Whether this deployment can propose with the provider: its secret or binding is set. */
 export const providerConfigured = (provider: Provider, env: Env) => generatorFor(provider, env) !== undefined;
