@@ -31,6 +31,16 @@ export type Env = {
   UNSUBSCRIBE_SECRET?: string;
   /** The deployment's public origin, which links in emails are built on. */
   PUBLIC_URL?: string;
+  /** How approved emails leave (CONTRACT.md section 11): `outbox` (default, recorded only), `resend` or `cloudflare`. */
+  EMAIL_TRANSPORT?: string;
+  RESEND_API_KEY?: string;
+  RESEND_BASE_URL?: string;
+  /** Verifies Resend's signed delivery events at /v1/inbound/resend (`whsec_...`); unset, that route answers 404. */
+  RESEND_WEBHOOK_SECRET?: string;
+  /** Cloudflare Email Service's `send_email` binding, for EMAIL_TRANSPORT=cloudflare. */
+  EMAIL?: SendEmail;
+  /** Where the email() handler forwards every message it receives, once recorded (a verified Email Routing destination). */
+  INBOUND_FORWARD_TO?: string;
   /** Proposals a run makes at once (1-20, default 6). */
   PROPOSAL_CONCURRENCY?: string;
 };

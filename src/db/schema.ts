@@ -231,9 +231,24 @@ export const deliveries = sqliteTable(
     channel: text("channel").notNull(),
     params: json<Record<string, unknown>>("params").notNull(),
     createdAt: timestamp("created_at").notNull(),
+    /** `outbox`, `resend` or `cloudflare`: how it left (CONTRACT.md section 11). */
+    transport: text("transport").notNull().default("outbox"),
+    /** `scheduled` (a later day's slot, held under the daily limit), `sending` (handed to the provider, not yet confirmed), `sent`, `delivered`, `bounced`, `complained`, `failed`. */
+    status: text("status").notNull().default("sent"),
+    /** The email's `Message-ID`: replies name it in `In-Reply-To` / `References`. */
+    messageId: text("message_id"),
+    providerMessageId: text("provider_message_id"),
+    /** The identity's local day (`YYYY-MM-DD`, send-window time zone) the email counts against. */
+    sendDay: text("send_day"),
+    error: text("error"),
+    updatedAt: timestamp("updated_at"),
   },
   (t) => [
     uniqueIndex("deliveries_action_key").on(t.actionKey),
+    // The daily limit: an identity's emails on one local day, counted inside the send itself.
+    index("deliveries_identity_day").on(t.identityId, t.sendDay, t.status),
+    index("deliveries_message_id").on(t.messageId),
+    index("deliveries_provider_message").on(t.providerMessageId),
     index("deliveries_workspace").on(t.workspaceId, t.id),
     index("deliveries_workspace_run").on(t.workspaceId, t.runId, t.id),
     // Eligibility: did this agent reach this contact within its cooldown?

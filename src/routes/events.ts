@@ -1,18 +1,13 @@
-import { and, eq, inArray } from "drizzle-orm";
 import { Hono } from "hono";
 import { findContactsByEmails, findContactsByIds } from "../contacts/contact-record";
-import { contacts, events as eventsTable } from "../db/schema";
 import type { AppEnv } from "../env";
-import { chunk, rowsPerStatement } from "../lib/d1";
 import { validationError, type ErrorDetail } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson, type EventRow } from "../events/event-record";
-import { signalStops } from "../runs/stop-signals";
+import { recordEvents } from "../events/record-events";
 import { CreateEventsBody } from "../schemas/events";
-
-const EVENT_COLUMNS = 8;
 
 export const events = new Hono<AppEnv>().post("/", requireScope("events:write"), validate("json", CreateEventsBody), async (c) => {
   const { db } = c.var;
@@ -49,19 +44,7 @@ export const events = new Hono<AppEnv>().post("/", requireScope("events:write"),
     createdAt: now,
   }));
 
-  const unsubscribed = [...new Set(rows.filter((r) => r.type === "contact.unsubscribed").map((r) => r.contactId))];
-  const writes = [
-    ...chunk(rows, rowsPerStatement(EVENT_COLUMNS)).map((part) => db.insert(eventsTable).values(part)),
-    ...chunk(unsubscribed, 90).map((part) =>
-      db
-        .update(contacts)
-        .set({ unsubscribed: true, updatedAt: now })
-        .where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.id, part))),
-    ),
-  ];
-  const [first, ...rest] = writes;
-  await db.batch([first!, ...rest]);
-  await signalStops(db, c.env, workspaceId, rows.map((r) => ({ contactId: r.contactId, type: r.type })));
+  await recordEvents(db, c.env, workspaceId, rows);
 
   return c.json({ status: "success", events: rows.map(toEventJson) }, 201);
 });
