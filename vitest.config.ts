@@ -13,7 +13,8 @@ export default defineConfig(async () => {
               miniflare: {
                 // OpenAI is configured (tests intercept its endpoint with msw); Anthropic is not.
                 bindings: { ADMIN_TOKEN: "test-admin-token", TEST_MIGRATIONS: migrations, OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: "https://openai.test/v1",
-                  UNSUBSCRIBE_SECRET: "test-unsubscribe-secret", PUBLIC_URL: "https://cairn.test" },
+                  UNSUBSCRIBE_SECRET: "test-unsubscribe-secret", PUBLIC_URL: "https://cairn.test",
+                  RESEND_WEBHOOK_SECRET: "whsec_Y2Fpcm4tdGVzdC1yZXNlbmQtd2ViaG9vay1zZWNyZXQ=" },
               },
             }),
           ],

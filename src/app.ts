@@ -9,6 +9,7 @@ import { agents } from "./routes/agents";
 import { contacts } from "./routes/contacts";
 import { events } from "./routes/events";
 import { identities } from "./routes/identities";
+import { inbound } from "./routes/inbound";
 import { meta } from "./routes/meta";
 import { outbox } from "./routes/outbox";
 import { runs } from "./routes/runs";
@@ -25,6 +26,8 @@ app.route("/v1", meta);
 app.route("/v1/admin", admin);
 // Unsubscribe links carry their own signed token, no key, and may post a form body.
 app.route("/v1/unsubscribe", unsubscribe);
+// Provider events are authenticated by their signature over the raw body, not by a key.
+app.route("/v1/inbound", inbound);
 
 app.use("/v1/*", requireKey, jsonBody);
 app.route("/v1/agents", runs);

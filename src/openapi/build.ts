@@ -17,9 +17,13 @@ export type Operation = {
   query?: z.ZodObject;
   body?: z.ZodType;
   bodyRequired?: boolean;
+  /** A body the route reads and checks itself (a signed webhook): documented, without the JSON body middleware's errors. */
+  signedBody?: z.ZodType;
   success: { status: number; description: string; schema: z.ZodType; html?: boolean };
   /** Statuses beyond those every route of its kind can answer. */
   errors?: number[];
+  /** What a status means on this route, where that differs from the usual. */
+  errorDescriptions?: Partial<Record<number, string>>;
 };
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
@@ -112,9 +116,10 @@ export function buildDocument(operations: Operation[], info: { title: string; ve
       },
     };
     for (const status of [...statuses].sort()) {
-      responses[status] = { description: ERROR_DESCRIPTIONS[status], content: { "application/json": { schema: errorRef } } };
+      responses[status] = { description: op.errorDescriptions?.[status] ?? ERROR_DESCRIPTIONS[status], content: { "application/json": { schema: errorRef } } };
     }
 
+    const requestSchema = op.body ?? op.signedBody;
     paths[path] ??= {};
     paths[path][op.method] = {
       operationId: operationId(op),
@@ -123,8 +128,8 @@ export function buildDocument(operations: Operation[], info: { title: string; ve
       ...(op.auth === null ? { security: [] } : op.auth === "admin" ? { security: [{ adminToken: [] }] } : {}),
       ...(op.auth && op.auth !== "key" && op.auth !== "admin" ? { "x-required-scope": op.auth, description: `Required scope: \`${op.auth}\`` } : {}),
       ...(parameters.length ? { parameters } : {}),
-      ...(op.body
-        ? { requestBody: { required: op.bodyRequired ?? true, content: { "application/json": { schema: components.ref(op.body, "input") } } } }
+      ...(requestSchema
+        ? { requestBody: { required: op.bodyRequired ?? true, content: { "application/json": { schema: components.ref(requestSchema, "input") } } } }
         : {}),
       responses,
     };

@@ -5,6 +5,7 @@ import { IdParam, Pagination } from "../schemas/common";
 import { ActionEnvelope, ActionParamsPath, ApproveBody, ListOutboxQuery, ListRunsQuery, OutboxList, RejectBody, RunDetail, RunEnvelope, RunList, RunParams, RunViewQuery, TriggerBody, TriggerResult } from "../schemas/runs";
 import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateContactBody, ListContactsQuery, NoteList, UpdateContactBody } from "../schemas/contacts";
 import { CreateEventsBody, EventList, EventsCreated, ListEventsQuery } from "../schemas/events";
+import { InboundResult, ResendEvent } from "../schemas/inbound";
 import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
 import { buildDocument, type Operation } from "./build";
 
@@ -92,6 +93,14 @@ const operations: Operation[] = [
   { method: "post", path: "/v1/unsubscribe/:token", summary: "Unsubscribe by link", tag: "Unsubscribe", auth: null,
     params: z.strictObject({ token: z.string() }),
     success: { status: 200, description: "RFC 8058 one-click: any body (List-Unsubscribe=One-Click or none) is accepted; the contact is unsubscribed and its sequences stop. HTML when the request accepts it", schema: z.object({ status: z.literal("success"), unsubscribed: z.literal(true) }) } },
+  { method: "post", path: "/v1/inbound/resend", summary: "Receive a Resend delivery event", tag: "Inbound", auth: null,
+    signedBody: ResendEvent, errors: [401, 404, 413],
+    errorDescriptions: {
+      401: "Missing or bad Standard Webhooks signature, or a timestamp over 5 minutes away (`invalid_signature`)",
+      404: "RESEND_WEBHOOK_SECRET is not set (`not_found`)",
+      413: "Body over 256 KiB (`payload_too_large`)",
+    },
+    success: { status: 200, description: "Acknowledged: delivered, hard bounces (which suppress the contact) and complaints (which unsubscribe it) are recorded once; an unknown email or type is acknowledged unrecorded", schema: InboundResult } },
 ];
 
 let cached: ReturnType<typeof buildDocument> | undefined;
