@@ -1,5 +1,6 @@
 import { app } from "./app";
 import { createDb } from "./db/client";
+import { receiveEmail } from "./delivery/inbound-email";
 import type { Env, RunMessage } from "./env";
 import { purgeExpiredKeys } from "./lib/idempotency";
 import { consumeDeadRuns, consumeRuns } from "./queues/run-queue";
@@ -23,4 +24,6 @@ export default {
     const db = createDb(env.DB);
     ctx.waitUntil(Promise.all([runSchedules(db, env, controller.scheduledTime), reconcileQueuedRuns(db, env), purgeExpiredKeys(db)]));
   },
+
+  email: receiveEmail,
 } satisfies ExportedHandler<Env, RunMessage>;

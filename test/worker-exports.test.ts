@@ -6,7 +6,7 @@ describe("the Worker's main module", () => {
   // test pool does not, so this guards `wrangler deploy` and `npm start`.
   it("exports only the handler object and classes", () => {
     for (const [name, value] of Object.entries(main)) {
-      if (name === "default") expect(Object.keys(value as object).sort()).toEqual(["fetch", "queue", "scheduled"]);
+      if (name === "default") expect(Object.keys(value as object).sort()).toEqual(["email", "fetch", "queue", "scheduled"]);
       else expect(typeof value, `export ${name}`).toBe("function");
     }
   });

@@ -1,11 +1,10 @@
 import { and, eq } from "drizzle-orm";
 import { Hono, type Context } from "hono";
-import { contacts, events, workspaces } from "../db/schema";
+import { unsubscribeContact } from "../contacts/unsubscribe-contact";
+import { contacts, workspaces } from "../db/schema";
 import { readUnsubscribeToken } from "../delivery/unsubscribe";
 import type { AppEnv } from "../env";
 import { notFound } from "../lib/errors";
-import { newId } from "../lib/ids";
-import { signalContacts } from "../runs/stop-signals";
 
 /** The contact a link's token names, in its workspace; a forged, altered or stale token names nobody (404). */
 async function linkedContact(c: Context<AppEnv>) {
@@ -44,18 +43,7 @@ export const unsubscribe = new Hono<AppEnv>()
   })
   .post("/:token", async (c) => {
     const contact = await linkedContact(c);
-    const { db } = c.var;
-    const now = new Date();
-    const [changed] = await db
-      .update(contacts)
-      .set({ unsubscribed: true, updatedAt: now })
-      .where(and(eq(contacts.id, contact.id), eq(contacts.unsubscribed, false)))
-      .returning({ id: contacts.id });
-    // Recorded once, as the event the API would record, so eligibility and stops see it the same way.
-    if (changed) {
-      await db.insert(events).values({ id: newId("evt"), workspaceId: contact.workspaceId, contactId: contact.id, type: "contact.unsubscribed", url: null, properties: { source: "unsubscribe_link" }, occurredAt: now, createdAt: now });
-      await signalContacts(db, c.env, contact.workspaceId, { stops: [{ contactId: contact.id, reason: "unsubscribe" }] });
-    }
+    await unsubscribeContact(c.var.db, c.env, contact.workspaceId, contact.id, "unsubscribe_link");
     if ((c.req.header("Accept") ?? "").includes("text/html")) {
       return c.html(page("You are unsubscribed", `<p>${escape(masked(contact.email))} will get no more messages from ${escape(contact.workspace)}.</p>`));
     }
