@@ -1,30 +1,48 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+type D1Migrations = Awaited<ReturnType<typeof readD1Migrations>>;
+
+/**
+ * A project of Workers-pool tests against one configuration of the Worker. Bindings are fixed
+ * for a pool's lifetime, so each email transport (EMAIL_TRANSPORT) gets its own project.
+ */
+const workers = (name: string, include: string[], exclude: string[], migrations: D1Migrations, bindings: Record<string, string> = {}) => ({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        // OpenAI is configured (tests intercept its endpoint with msw); Anthropic is not.
+        bindings: {
+          ADMIN_TOKEN: "test-admin-token",
+          TEST_MIGRATIONS: migrations,
+          OPENAI_API_KEY: "sk-test",
+          OPENAI_BASE_URL: "https://openai.test/v1",
+          UNSUBSCRIBE_SECRET: "test-unsubscribe-secret",
+          PUBLIC_URL: "https://cairn.test",
+          RESEND_WEBHOOK_SECRET: "whsec_Y2Fpcm4tdGVzdC1yZXNlbmQtd2ViaG9vay1zZWNyZXQ=",
+          ...bindings,
+        },
+      },
+    }),
+  ],
+  test: { name, include, exclude, setupFiles: ["./test/apply-migrations.ts"] },
+});
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   return {
     test: {
       projects: [
-        {
-          plugins: [
-            cloudflareTest({
-              wrangler: { configPath: "./wrangler.toml" },
-              miniflare: {
-                // OpenAI is configured (tests intercept its endpoint with msw); Anthropic is not.
-                bindings: { ADMIN_TOKEN: "test-admin-token", TEST_MIGRATIONS: migrations, OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: "https://openai.test/v1",
-                  UNSUBSCRIBE_SECRET: "test-unsubscribe-secret", PUBLIC_URL: "https://cairn.test",
-                  RESEND_WEBHOOK_SECRET: "whsec_Y2Fpcm4tdGVzdC1yZXNlbmQtd2ViaG9vay1zZWNyZXQ=" },
-              },
-            }),
-          ],
-          test: {
-            name: "workers",
-            include: ["test/**/*.test.ts"],
-            exclude: ["test/node/**"],
-            setupFiles: ["./test/apply-migrations.ts"],
-          },
-        },
+        workers("workers", ["test/**/*.test.ts"], ["test/node/**", "test/transports/**"], migrations),
+        // Approved emails through Resend's API (intercepted with msw at https://resend.test).
+        workers("resend", ["test/transports/resend/**/*.test.ts"], [], migrations, {
+          EMAIL_TRANSPORT: "resend",
+          RESEND_API_KEY: "re_test",
+          RESEND_BASE_URL: "https://resend.test",
+        }),
+        // Approved emails through the send_email binding, which miniflare runs locally.
+        workers("cloudflare", ["test/transports/cloudflare/**/*.test.ts"], [], migrations, { EMAIL_TRANSPORT: "cloudflare" }),
         {
           // Tools that need Node itself (the OpenAPI validator compiles schemas with eval).
           test: { name: "node", include: ["test/node/**/*.test.ts"], environment: "node" },

@@ -46,6 +46,7 @@ export function wallClock(date: Date, timeZone: string) {
     hour: Number(get("hour")),
     day: Number(get("day")),
     month: Number(get("month")),
+    year: Number(get("year")),
     weekday: ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].indexOf(get("weekday")),
   };
 }

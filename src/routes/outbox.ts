@@ -7,13 +7,14 @@ import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { ListOutboxQuery } from "../schemas/runs";
 
-/** The workspace outbox: every outbound action exactly as it would have been sent. */
+/** The workspace outbox: every delivery, whatever the transport, with how it left and what became of it. */
 export const outbox = new Hono<AppEnv>().get("/", requireScope("agents:read"), validate("query", ListOutboxQuery), async (c) => {
-  const { limit, offset, run_id, contact_id } = c.req.valid("query");
+  const { limit, offset, run_id, contact_id, status } = c.req.valid("query");
   const where = and(
     eq(deliveries.workspaceId, c.var.auth.workspaceId),
     run_id ? eq(deliveries.runId, run_id) : undefined,
     contact_id ? eq(deliveries.contactId, contact_id) : undefined,
+    status ? eq(deliveries.status, status) : undefined,
   );
   // Two round trips here: drizzle's batch mis-maps the JSON columns of a joined select.
   const [rows, [totals]] = await Promise.all([
@@ -37,7 +38,14 @@ export const outbox = new Hono<AppEnv>().get("/", requireScope("agents:read"), v
       contact: ct ? { id: ct.id, email: ct.email, first_name: ct.firstName, last_name: ct.lastName } : null,
       identity: id ? { id: id.id, first_name: id.firstName, last_name: id.lastName, email_address: id.emailAddress } : null,
       params: d.params,
+      transport: d.transport,
+      status: d.status,
+      message_id: d.messageId,
+      provider_message_id: d.providerMessageId,
+      send_day: d.sendDay,
+      error: d.error,
       created_at: iso(d.createdAt)!,
+      updated_at: iso(d.updatedAt),
     })),
     total: totals!.total,
     limit,

@@ -16,8 +16,12 @@ export const notPending = (action: ActionRow, kind: "approve" | "reject"): Decis
   ok: false,
   status: 409,
   code: "action_not_pending",
-  details: [{ path: "status", message: action.status }],
-  message: `The action is ${action.status}; it can no longer be ${kind === "approve" ? "approved" : "rejected"}`,
+  // An approval whose send failed says why, so the approver need not look it up.
+  details: [{ path: "status", message: action.status }, ...(action.status === "failed" && action.error ? [{ path: "error", message: action.error }] : [])],
+  message:
+    kind === "approve" && action.status === "failed" && action.error
+      ? `Approved, but the send failed: ${action.error}`
+      : `The action is ${action.status}; it can no longer be ${kind === "approve" ? "approved" : "rejected"}`,
 });
 
 /** Statuses an approved action moves through on its way to done. */

@@ -2,8 +2,11 @@ import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
 import type { StopReason } from "./machine";
+import { SendError } from "../delivery/email-sender";
+import { SEND_DAYS_AHEAD } from "../delivery/send-days";
 import { CHANNEL, reachesPerson, type ActionParams } from "./actions";
 import type { ActionRow } from "./run-store";
+import { sendEmail } from "./send-email";
 import { STOP_EVENTS, type ContactSnapshot, type RunPlan } from "./spec";
 
 export type Execution =
@@ -11,24 +14,31 @@ export type Execution =
   /** The contact left the sequence (deleted, opted out, bounced, replied): nothing was sent. */
   | { kind: "stopped"; reason: StopReason }
   /** The contact's address is no longer the one the action was written for: nothing was sent. */
-  | { kind: "changed"; snapshot: ContactSnapshot };
+  | { kind: "changed"; snapshot: ContactSnapshot }
+  /** The identity's daily limit is reached today: the email holds a later day's slot and waits for it. */
+  | { kind: "deferred"; at: number };
 
-/** An execution that failed; a permanent one is not retried. */
+/** An execution that failed; a permanent one is not retried, a provider may name when to try again. */
 export class ExecutionError extends Error {
   constructor(
     message: string,
     readonly permanent = false,
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
 }
+
+/** A delivery that counts as made: handed on and confirmed, or recorded by the outbox. */
+const DELIVERED = `status IN ('sent', 'delivered', 'bounced', 'complained')`;
 
 
 // The contact may be reached only while its run is active in D1 (not cancelled there, nor
 // deleted with its agent) and the contact exists, is subscribed, has not bounced, has
 // not replied or unsubscribed since the trigger, and still has the address the action was
 // written for. Written into the insert itself, so the check and the delivery are one
-// statement: nothing can change in between.
+// statement: nothing can change in between. It reads ?1 contact, ?2 email, ?3 profile URL,
+// ?4 trigger time and ?8 run.
 const REACHABLE = `c.id = ?1 AND c.unsubscribed = 0
   AND EXISTS (SELECT 1 FROM runs r WHERE r.id = ?8 AND r.status IN ('queued', 'running', 'awaiting_approval'))
   AND (?2 IS NULL OR c.email_key = lower(?2)) AND (?3 IS NULL OR c.linkedin_url = ?3)
@@ -52,7 +62,17 @@ export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, 
   const guard = [action.contactId, to, profile, spec.triggeredAt];
 
   let inserted: { id: string } | null;
-  if (action.type === "create_note") {
+  if (action.type === "email_message") {
+    let sent;
+    try {
+      sent = await sendEmail(env, writes, spec, action, actionKey, { clause: REACHABLE, guard });
+    } catch (error) {
+      if (error instanceof SendError) throw new ExecutionError(error.message, error.kind === "permanent", error.retryAfterMs);
+      throw error;
+    }
+    if (sent?.kind === "deferred") return sent;
+    if (sent) return { kind: "done", result: { delivery_id: sent.deliveryId, channel } };
+  } else if (action.type === "create_note") {
     inserted = await writes.first(
       env.DB.prepare(
         `INSERT INTO notes (id, workspace_id, contact_id, body, action_key, run_id, created_at)
@@ -62,7 +82,8 @@ export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, 
     );
     if (inserted) return { kind: "done", result: { note_id: inserted.id } };
   } else {
-    // An email or LinkedIn delivery marks the contact contacted (a trigger in migration 0006).
+    // LinkedIn, CRM and task actions are delivered to the outbox, for a person or an integration to
+    // carry out. A LinkedIn delivery marks the contact contacted (a trigger in migration 0006).
     inserted = await writes.first(
       env.DB.prepare(
         `INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel, params, created_at)
@@ -75,20 +96,40 @@ export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, 
   return explain(env, spec, action, actionKey, channel);
 }
 
-/** What an earlier execution of the action recorded, if any: asked before giving up on it. */
-export async function findDone(env: Env, spec: RunPlan, action: ActionRow): Promise<ActionParams | null> {
+/**
+ * What an earlier execution of the action recorded, asked before giving up on it: a delivery
+ * made (`done`), one handed to a provider that never confirmed it (`unconfirmed`), or nothing.
+ * A later day's slot the action held under the daily limit is given back: it never left.
+ */
+export async function findDone(env: Env, spec: RunPlan, action: ActionRow): Promise<{ done: ActionParams } | { unconfirmed: string } | null> {
   const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
-  const note = action.type === "create_note";
-  const row = await env.DB.prepare(`SELECT id FROM ${note ? "notes" : "deliveries"} WHERE action_key = ?`).bind(actionKey).first<{ id: string }>();
-  if (!row) return null;
-  return note ? { note_id: row.id } : { delivery_id: row.id, channel: CHANNEL[action.type] };
+  if (action.type === "create_note") {
+    const note = await env.DB.prepare(`SELECT id FROM notes WHERE action_key = ?`).bind(actionKey).first<{ id: string }>();
+    return note ? { done: { note_id: note.id } } : null;
+  }
+  const [, row] = await env.DB.batch<{ id: string; status: string; transport: string }>([
+    env.DB.prepare(`DELETE FROM deliveries WHERE action_key = ? AND status = 'scheduled'`).bind(actionKey),
+    env.DB.prepare(`SELECT id, status, transport FROM deliveries WHERE action_key = ?`).bind(actionKey),
+  ]);
+  const delivery = row!.results[0];
+  if (!delivery || delivery.status === "failed") return null;
+  if (delivery.status === "sending") return { unconfirmed: `Handed to ${delivery.transport}, which never confirmed it; not sent again, so it cannot arrive twice` };
+  return { done: { delivery_id: delivery.id, channel: CHANNEL[action.type] } };
+}
+
+/** An email given up on (its attempts spent): a later day's slot it held is freed, and the outbox shows why. */
+export async function giveUpDelivery(env: Env, spec: RunPlan, action: ActionRow, error: string): Promise<void> {
+  if (action.type !== "email_message") return;
+  await env.DB.prepare(`UPDATE deliveries SET status = 'failed', error = ?2, updated_at = ?3 WHERE action_key = ?1 AND status = 'scheduled'`)
+    .bind(`${spec.runId}/${action.contactId}/${action.index}`, error, Date.now())
+    .run();
 }
 
 /** Why nothing was written: delivered already, the contact left, or its address changed. */
 async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, channel: string): Promise<Execution> {
   const table = action.type === "create_note" ? "notes" : "deliveries";
   const row = await env.DB.prepare(
-    `SELECT (SELECT id FROM ${table} WHERE action_key = ?2) AS done, c.id AS contact, c.unsubscribed, c.email, c.first_name, c.last_name,
+    `SELECT (SELECT id FROM ${table} WHERE action_key = ?2${table === "deliveries" ? ` AND ${DELIVERED}` : ""}) AS done, c.id AS contact, c.unsubscribed, c.email, c.first_name, c.last_name,
        c.company, c.job_title, c.lifecycle_stage, c.linkedin_url,
        (SELECT status FROM runs WHERE id = ?4) AS run_status,
        (SELECT e.type FROM events e WHERE e.contact_id = ?1 AND (e.type = 'email.bounced' OR (e.type IN ('email.replied', 'contact.unsubscribed') AND e.created_at >= ?3))
@@ -98,11 +139,22 @@ async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: st
     .bind(action.contactId, actionKey, spec.triggeredAt, spec.runId)
     .first<{ done: string | null; run_status: string | null; contact: string | null; unsubscribed: number; stop_event: string | null } & Record<string, string | null>>();
   if (row?.done) return { kind: "done", result: action.type === "create_note" ? { note_id: row.done } : { delivery_id: row.done, channel } };
+  const outcome = whyNot(action, row);
+  // A later day's slot held for an email that will not go is given back.
+  if (action.type === "email_message") await env.DB.prepare(`DELETE FROM deliveries WHERE action_key = ? AND status = 'scheduled'`).bind(actionKey).run();
+  return outcome;
+}
+
+function whyNot(action: ActionRow, row: ({ run_status: string | null; contact: string | null; unsubscribed: number; stop_event: string | null } & Record<string, string | null>) | null): Execution {
   if (!row || !["queued", "running", "awaiting_approval"].includes(row.run_status ?? "")) return { kind: "stopped", reason: "cancelled" };
   if (!row.contact) return { kind: "stopped", reason: "contact_deleted" };
   if (row.unsubscribed) return { kind: "stopped", reason: "unsubscribe" };
   if (row.stop_event) return { kind: "stopped", reason: STOP_EVENTS[row.stop_event]! };
-  if (action.type === "email_message" || action.type.startsWith("linkedin_")) {
+  const moved =
+    action.type === "email_message"
+      ? String(action.params.to).toLowerCase() !== row.email!.toLowerCase()
+      : action.type.startsWith("linkedin_") && action.params.profile_url !== row.linkedin_url;
+  if (moved) {
     const snapshot: ContactSnapshot = {
       id: row.contact,
       email: row.email!,
@@ -115,6 +167,9 @@ async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: st
       unsubscribed: false,
     };
     return { kind: "changed", snapshot };
+  }
+  if (action.type === "email_message") {
+    throw new ExecutionError(`No sending day in the next ${SEND_DAYS_AHEAD} has room under the identity's daily limit, or the send could not be recorded; it will be retried`);
   }
   throw new ExecutionError("The action could not be recorded; it will be retried");
 }

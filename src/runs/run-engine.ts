@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { reachesPerson, type ActionParams } from "./actions";
-import { executeAction, ExecutionError, findDone } from "./executors";
+import { executeAction, ExecutionError, findDone, giveUpDelivery } from "./executors";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
 import { stepWait, type ActionRow, type RunStore } from "./run-store";
 import { inWindow, nextOpening } from "./send-window";
@@ -78,10 +78,19 @@ export class RunEngine {
     } catch (error) {
       const permanent = error instanceof ExecutionError && error.permanent;
       if (!permanent && attempts < MAX_ATTEMPTS) {
-        this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + retryDelay(attempts), leaseUntil: null, error: message(error) }, { from: ["running"] });
+        const wait = Math.max(retryDelay(attempts), (error instanceof ExecutionError && error.retryAfterMs) || 0);
+        this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + wait, leaseUntil: null, error: message(error) }, { from: ["running"] });
         return;
       }
+      // Frees a later day's slot the email held; should that write fail, the slot stays taken, which only errs on the side of sending less.
+      await giveUpDelivery(this.env, spec, action, message(error)).catch(() => undefined);
       return this.#fail(contactId, index, message(error));
+    }
+    if (outcome.kind === "deferred") {
+      // Today's sends of the identity are spent: the action waits for the day whose slot it holds.
+      this.store.moveAction(contactId, index, "scheduled", { scheduledFor: outcome.at, leaseUntil: null, error: null }, { from: ["running"] });
+      this.store.moveContact(contactId, "processing", { nextStepAt: outcome.at }, ["processing"]);
+      return;
     }
     if (outcome.kind === "stopped") {
       this.store.moveAction(contactId, index, "invalidated", { leaseUntil: null, error: `Not sent: ${outcome.reason}` }, { from: ["running"] });
@@ -133,7 +142,8 @@ export class RunEngine {
       else this.#fail(contactId, index, `Could not confirm whether it was delivered: ${message(error)}`);
       return;
     }
-    if (done) return this.#complete(contactId, index, done);
+    if (done && "done" in done) return this.#complete(contactId, index, done.done);
+    if (done) return this.#fail(contactId, index, done.unconfirmed);
     if (stopReason === null) return this.#fail(contactId, index, action.error ?? `Not sent after ${action.attempts} attempts`);
     const to = stopReason === "cancelled" ? "cancelled" : "invalidated";
     this.store.moveAction(contactId, index, to, { leaseUntil: null, error: `Not sent: ${stopReason}` }, { from: ["running"] });

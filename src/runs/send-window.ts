@@ -1,7 +1,8 @@
 import { wallClock } from "../lib/timezone";
 import type { SenderSnapshot } from "./spec";
 
-type Window = NonNullable<SenderSnapshot["send_window"]>;
+export type SendWindow = NonNullable<SenderSnapshot["send_window"]>;
+type Window = SendWindow;
 
 const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
 

@@ -149,7 +149,12 @@ export const RunDetail = z.object({
 export const RunEnvelope = z.object({ status: z.literal("success"), run: Run });
 export const ActionEnvelope = z.object({ status: z.literal("success"), action: Action });
 
-export const ListOutboxQuery = Pagination.extend({ run_id: z.string().max(64).optional(), contact_id: z.string().max(64).optional() });
+export const DELIVERY_STATUSES = ["scheduled", "sending", "sent", "delivered", "bounced", "complained", "failed"] as const;
+export const ListOutboxQuery = Pagination.extend({
+  run_id: z.string().max(64).optional(),
+  contact_id: z.string().max(64).optional(),
+  status: z.enum(DELIVERY_STATUSES).optional(),
+});
 export const Delivery = z
   .object({
     id: z.string(),
@@ -158,7 +163,19 @@ export const Delivery = z
     contact: z.object({ id: z.string(), email: z.string(), first_name: z.string().nullable(), last_name: z.string().nullable() }).nullable(),
     identity: z.object({ id: z.string(), first_name: z.string(), last_name: z.string().nullable(), email_address: z.string().nullable() }).nullable(),
     params: z.record(z.string(), z.json()),
+    transport: z.enum(["outbox", "resend", "cloudflare"]).meta({
+      description: "How it left. LinkedIn, CRM and task actions are always `outbox`: delivered here for a person or an integration to carry out",
+    }),
+    status: z.enum(DELIVERY_STATUSES).meta({
+      description:
+        "`scheduled`: a later day's slot held under the identity's daily limit; `sending`: handed to the provider, not yet confirmed; `sent`; then `delivered`, `bounced` or `complained` as the provider reports; `failed`: refused (see `error`)",
+    }),
+    message_id: z.string().nullable().meta({ description: "The email's Message-ID header, which replies name" }),
+    provider_message_id: z.string().nullable().meta({ description: "The provider's id for the email (Resend's email id, Cloudflare's Message-ID)" }),
+    send_day: z.string().nullable().meta({ description: "The identity's local day (YYYY-MM-DD) the email counts against its daily limit" }),
+    error: z.string().nullable(),
     created_at: Timestamp,
+    updated_at: Timestamp.nullable(),
   })
   .meta({ id: "Delivery" });
 export const OutboxList = z.object({ status: z.literal("success"), deliveries: z.array(Delivery), ...ListMeta });

@@ -1,0 +1,34 @@
+import { wallClock } from "../lib/timezone";
+import { inWindow, nextOpening, type SendWindow } from "../runs/send-window";
+
+const MINUTE = 60_000;
+/** How many sending days ahead a send may be put off by the daily limit before it fails. */
+export const SEND_DAYS_AHEAD = 31;
+
+/** `YYYY-MM-DD` of `at` on the identity's clock: the day its daily limit counts. */
+export function localDay(at: number, timeZone: string): string {
+  const t = wallClock(new Date(at), timeZone);
+  return `${t.year}-${String(t.month).padStart(2, "0")}-${String(t.day).padStart(2, "0")}`;
+}
+
+/**
+ * The days a send may go out on, soonest first, each with the first moment it may leave:
+ * now when the window is open (or there is none), else the next opening; then the opening of
+ * each following day the window opens on. The daily limit picks the first with room.
+ */
+export function sendDays(window: SendWindow | null, now: number, count = SEND_DAYS_AHEAD): { day: string; at: number }[] {
+  const zone = window?.timezone ?? "UTC";
+  const opening = (from: number) => (window ? nextOpening(window, from) : from);
+  const days: { day: string; at: number }[] = [];
+  let at = !window || inWindow(window, now) ? now : opening(now);
+  while (days.length < count) {
+    const day = localDay(at, zone);
+    if (days.at(-1)?.day !== day) days.push({ day, at });
+    // On to the next local midnight; a daylight-saving day is an hour short or long, so step on until the date turns.
+    const clock = wallClock(new Date(at), zone);
+    let midnight = Math.floor(at / MINUTE) * MINUTE + (1440 - clock.hour * 60 - clock.minute) * MINUTE;
+    while (localDay(midnight, zone) === day) midnight += 60 * MINUTE;
+    at = opening(midnight);
+  }
+  return days;
+}
