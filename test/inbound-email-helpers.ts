@@ -84,10 +84,8 @@ export async function sentEmail() {
   const runId = await startRun(key, agent.id, [contact.id]);
   const approved = await approve(key, runId, contact.id, 0);
   expect(approved.body.action?.status, JSON.stringify(approved.body)).toBe("completed");
-  const [delivery] = await deliveryRows(runId, contact.id, 0);
-  // Until the executor stamps every email with its Message-ID, the test gives it the one it would.
-  await env.DB.prepare("UPDATE deliveries SET message_id = '<' || id || '@cairn.example>' WHERE id = ? AND message_id IS NULL").bind(delivery!.id).run();
   const [sent] = await deliveryRows(runId, contact.id, 0);
+  expect(sent!.messageId).toBe(`<${sent!.id}@cairn.example>`);
   return { workspaceId, key, runId, contact, sender: identity.email_address as string, delivery: { id: sent!.id, messageId: sent!.messageId! } };
 }
 
