@@ -138,29 +138,29 @@ describe("isTimeZone", () => {
 
 describe("wallClock", () => {
   it("reads the fields of a UTC time", () => {
-    expect(wallClock(new Date("2026-11-23T09:05:00.000Z"), "UTC")).toEqual({ minute: 5, hour: 9, day: 23, month: 11, weekday: 1 });
+    expect(wallClock(new Date("2026-11-23T09:05:00.000Z"), "UTC")).toEqual({ minute: 5, hour: 9, day: 23, month: 11, year: 2026, weekday: 1 });
   });
 
   it("reports midnight as hour 0", () => {
     expect(wallClock(new Date("2026-11-23T00:00:00.000Z"), "UTC").hour).toBe(0);
-    expect(wallClock(new Date("2026-11-22T23:00:00.000Z"), "Europe/Berlin")).toEqual({ minute: 0, hour: 0, day: 23, month: 11, weekday: 1 });
+    expect(wallClock(new Date("2026-11-22T23:00:00.000Z"), "Europe/Berlin")).toEqual({ minute: 0, hour: 0, day: 23, month: 11, year: 2026, weekday: 1 });
   });
 
   it("crosses a date line into the previous day", () => {
-    expect(wallClock(new Date("2026-11-23T03:30:00.000Z"), "America/New_York")).toEqual({ minute: 30, hour: 22, day: 22, month: 11, weekday: 0 });
+    expect(wallClock(new Date("2026-11-23T03:30:00.000Z"), "America/New_York")).toEqual({ minute: 30, hour: 22, day: 22, month: 11, year: 2026, weekday: 0 });
   });
 
   it("jumps from 01:59 to 03:00 when Berlin springs forward", () => {
     // 2026-03-29 01:00 UTC: CET (UTC+1) becomes CEST (UTC+2).
-    expect(wallClock(new Date("2026-03-29T00:59:00.000Z"), "Europe/Berlin")).toEqual({ minute: 59, hour: 1, day: 29, month: 3, weekday: 0 });
-    expect(wallClock(new Date("2026-03-29T01:00:00.000Z"), "Europe/Berlin")).toEqual({ minute: 0, hour: 3, day: 29, month: 3, weekday: 0 });
+    expect(wallClock(new Date("2026-03-29T00:59:00.000Z"), "Europe/Berlin")).toEqual({ minute: 59, hour: 1, day: 29, month: 3, year: 2026, weekday: 0 });
+    expect(wallClock(new Date("2026-03-29T01:00:00.000Z"), "Europe/Berlin")).toEqual({ minute: 0, hour: 3, day: 29, month: 3, year: 2026, weekday: 0 });
   });
 
   it("repeats 02:00-02:59 when Berlin falls back", () => {
     // 2026-10-25 01:00 UTC: CEST (UTC+2) becomes CET (UTC+1).
     const first = wallClock(new Date("2026-10-25T00:30:00.000Z"), "Europe/Berlin");
     const second = wallClock(new Date("2026-10-25T01:30:00.000Z"), "Europe/Berlin");
-    expect(first).toEqual({ minute: 30, hour: 2, day: 25, month: 10, weekday: 0 });
+    expect(first).toEqual({ minute: 30, hour: 2, day: 25, month: 10, year: 2026, weekday: 0 });
     expect(second).toEqual(first);
     expect(wallClock(new Date("2026-10-25T02:30:00.000Z"), "Europe/Berlin").hour).toBe(3);
   });

@@ -74,7 +74,7 @@ describe("approving with edits", () => {
     const res = await approve(key, runId, contact.id, 0, { params: { subject: "   ", body: "" } });
     const body = expectError(res, 400, "validation_error");
     expect(paths(body)).toEqual(expect.arrayContaining(["params.subject", "params.body"]));
-    expect(await currentAction(key, runId, contact.id)).toStrictEqual(action);
+    expect(await currentAction(key, runId, contact.id)).toStrictEqual({ ...action, estimated_send_at: expect.stringMatching(ISO_MS) });
     expect((await outbox(key)).total).toBe(0);
   });
 
@@ -83,7 +83,7 @@ describe("approving with edits", () => {
     const res = await approve(key, runId, contact.id, 0, { params: { cc: "boss@acme.example" } });
     const body = expectError(res, 400, "validation_error");
     expect(paths(body)).toStrictEqual(["params.cc"]);
-    expect(await currentAction(key, runId, contact.id)).toStrictEqual(action);
+    expect(await currentAction(key, runId, contact.id)).toStrictEqual({ ...action, estimated_send_at: expect.stringMatching(ISO_MS) });
   });
 
   it("validates edits for the action's own type: a LinkedIn note over 300 characters is refused", async () => {
@@ -108,7 +108,7 @@ describe("approving with edits", () => {
     const { key, runId, contact, action } = await pendingEmail();
     const res = await approve(key, runId, contact.id, 0, { digest: `sha256:${"0".repeat(64)}` });
     expectError(res, 409, "digest_mismatch");
-    expect(await currentAction(key, runId, contact.id)).toStrictEqual(action);
+    expect(await currentAction(key, runId, contact.id)).toStrictEqual({ ...action, estimated_send_at: expect.stringMatching(ISO_MS) });
     expect((await outbox(key)).total).toBe(0);
   });
 });
@@ -121,7 +121,7 @@ describe("rejecting", () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body).toStrictEqual({
       status: "success",
-      action: { ...action, status: "rejected", decided_at: expect.stringMatching(ISO_MS), decision: { type: "reject", by_key_id: reviewer.keyId, reason: "Wrong tone", edited: false } },
+      action: { ...action, estimated_send_at: null, status: "rejected", decided_at: expect.stringMatching(ISO_MS), decision: { type: "reject", by_key_id: reviewer.keyId, reason: "Wrong tone", edited: false } },
     });
 
     let run = await getRun(key, runId);

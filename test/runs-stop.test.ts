@@ -231,7 +231,7 @@ describe("DELETE /v1/agents/:id", () => {
       expectError(await api(`/v1/agents/runs/${id}`, { key }), 404, "not_found");
       expectError(await approve(key, id, pending.id, 0), 404, "not_found");
       const storage = await runInDurableObject(runStub(id), async (instance: RunObject, state) => ({
-        view: instance.view("any", { offset: 0, limit: 10 }),
+        view: await instance.view("any", { offset: 0, limit: 10 }),
         tables: state.storage.sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name IN ('run', 'contacts', 'actions')").one().n,
         alarm: await state.storage.getAlarm(),
       }));

@@ -10,7 +10,7 @@ import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { RunStore } from "./run-store";
 import type { ContactSnapshot, RunSpec } from "./spec";
 import { missing, notPending, repeat, type DecisionInput, type DecisionResult } from "./decisions";
-import { runView, toActionJson, type ContactsPage } from "./views";
+import { runView, toActionJson, withSendEstimates, type ContactsPage } from "./views";
 
 /** While approvals keep arriving, the D1 mirror is written at most this often. */
 const MIRROR_BATCH_MS = 1000;
@@ -86,10 +86,10 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /** One page of the run for the API: null when the run is not this workspace's or has not started. */
-  view(workspaceId: string, page: ContactsPage) {
+  async view(workspaceId: string, page: ContactsPage) {
     const run = this.#store.run();
     if (!run || run.spec.workspaceId !== workspaceId) return null;
-    return runView(this.#store, run, page);
+    return withSendEstimates(this.env.DB, run.spec, runView(this.#store, run, page));
   }
 
   async approve(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {

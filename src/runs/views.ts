@@ -1,3 +1,4 @@
+import { sendEstimates } from "../delivery/estimate";
 import { iso } from "../lib/time";
 import type { ContactStatus } from "./machine";
 import { toAction, toContact } from "./run-rows";
@@ -38,6 +39,8 @@ export function toActionJson(a: ActionRow) {
     result: a.result,
     error: a.error,
     generation: a.generation,
+    /** For a pending email: when it would go out if approved now (the run object fills it in). */
+    estimated_send_at: null as string | null,
   };
 }
 export type ActionJson = ReturnType<typeof toActionJson>;
@@ -101,6 +104,23 @@ export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
   };
 }
 export type RunView = ReturnType<typeof runView>;
+
+/**
+ * Fills in `estimated_send_at` on the page's pending emails, oldest proposal first, each taking
+ * the identity's next free slot: when it would go out if approved now, given the send window
+ * and the emails already sent or held under the daily limit. Left null should D1 not answer:
+ * a run is still worth showing without it.
+ */
+export async function withSendEstimates(db: D1Database, spec: RunPlan, view: RunView, now = Date.now()): Promise<RunView> {
+  const pending = view.contacts
+    .flatMap((c) => c.actions)
+    .filter((a) => a.status === "pending_approval" && a.type === "email_message")
+    .sort((a, b) => (a.proposed_at! < b.proposed_at! ? -1 : a.proposed_at! > b.proposed_at! ? 1 : 0));
+  if (pending.length === 0 || !spec.sender) return view;
+  const slots = await sendEstimates(db, spec.sender.id, spec.sender.send_window ?? null, now, pending.length).catch(() => []);
+  pending.forEach((a, i) => (a.estimated_send_at = iso(slots[i] ?? null)));
+  return view;
+}
 
 const byContacts = "FROM actions JOIN json_each(?) AS ids ON ids.value = actions.contact_id";
 

@@ -110,6 +110,10 @@ export const Action = z
       .object({ provider: z.string(), model: z.string(), input_tokens: z.int(), output_tokens: z.int(), latency_ms: z.int(), attempts: z.int() })
       .nullable()
       .meta({ description: "How a model wrote the proposal; null for builtin" }),
+    estimated_send_at: Timestamp.nullable().meta({
+      description:
+        "Pending emails: when it would go out if approved now, given the identity's send window and its daily limit (emails already sent or held today, oldest proposals first)",
+    }),
   })
   .meta({ id: "Action" });
 

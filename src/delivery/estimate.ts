@@ -1,0 +1,26 @@
+import type { SendWindow } from "../runs/send-window";
+import { sendDays } from "./send-days";
+
+/**
+ * When the identity's next `count` emails would go out if approved now, soonest first: the
+ * free slots of its sending days under its daily limit, each at the day's first moment (now
+ * today, else the window's opening). Held and sent emails take slots; failed ones do not.
+ * Shorter than `count` when every day ahead is full.
+ */
+export async function sendEstimates(db: D1Database, identityId: string, window: SendWindow | null, now: number, count: number): Promise<number[]> {
+  if (count === 0) return [];
+  const days = sendDays(window, now);
+  const { results } = await db
+    .prepare(
+      `SELECT (SELECT count(*) FROM deliveries x WHERE x.identity_id = ?1 AND x.send_day = j.value AND x.status <> 'failed') AS used,
+         COALESCE((SELECT daily_limit FROM identities WHERE id = ?1), 50) AS cap
+       FROM json_each(?2) j ORDER BY j.key`,
+    )
+    .bind(identityId, JSON.stringify(days.map((d) => d.day)))
+    .all<{ used: number; cap: number }>();
+  const slots: number[] = [];
+  results.forEach((row, i) => {
+    for (let free = row.cap - row.used; free > 0 && slots.length < count; free--) slots.push(days[i]!.at);
+  });
+  return slots;
+}
