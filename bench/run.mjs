@@ -3,7 +3,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { ADMIN_TOKEN, serveBare, serveCairn, serveFakeModel } from "./serve.mjs";
+import { ADMIN_TOKEN, serveBare, serveCairn, serveFakeModel, serveFakeResend } from "./serve.mjs";
 
 const CONNECTIONS = 32;
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 10_000);
@@ -110,7 +110,8 @@ const auth = { authorization: `Bearer ${key}` };
 
 log("seeding 50 agents, a 100-contact run with pending actions");
 // Outbound steps need a sender.
-const { identity } = await call("POST", "/v1/identities", { first_name: "Bench", email_address: "bench@bench.example" }, key);
+// Room for every send of the bench in one day: the daily limit is not what is measured.
+const { identity } = await call("POST", "/v1/identities", { first_name: "Bench", email_address: "bench@bench.example", daily_limit: 10000 }, key);
 const emailAgent = (name, steps = [emailStep]) => ({ name, capabilities: ["email", "notes"], identity_id: identity.id, playbook: { playbook_md: "Bench", steps } });
 for (let i = 0; i < 50; i++) await call("POST", "/v1/agents", emailAgent(`Agent ${i}`), key);
 const readAgent = (await call("GET", "/v1/agents?limit=1", undefined, key)).agents[0];
@@ -170,6 +171,36 @@ await waitForPending(cairn.db, approvalRun, 1000);
 const approvals = approvalContacts.map((id) => ({ method: "POST", path: `/v1/agents/runs/${approvalRun}/contacts/${id}/actions/0/approve`, headers: auth }));
 results.approvals = await load(cairn.url, approvals, { once: true });
 
+const RESEND_LATENCY_MS = 100;
+log(`approvals sending through the resend transport: a local fake Resend answering in ${RESEND_LATENCY_MS} ms`);
+{
+  const fake = await serveFakeResend(RESEND_LATENCY_MS);
+  const sender = await serveCairn(bundle, { EMAIL_TRANSPORT: "resend", RESEND_API_KEY: "re_bench", RESEND_BASE_URL: fake.url, UNSUBSCRIBE_SECRET: "bench", PUBLIC_URL: "https://cairn.bench" });
+  const send = client(sender.url);
+  const { workspace: ws } = await send("POST", "/v1/admin/workspaces", { name: "Bench resend" });
+  const sendKey = (await send("POST", `/v1/admin/workspaces/${ws.id}/api-keys`, {})).api_key.key;
+  const { identity: from } = await send("POST", "/v1/identities", { first_name: "Bench", email_address: "bench@bench.example", daily_limit: 10000 }, sendKey);
+  const agent = (await send("POST", "/v1/agents", { name: "Resend", capabilities: ["email"], identity_id: from.id, playbook: { playbook_md: "Bench", steps: [emailStep] } }, sendKey)).agent;
+  const ids = await makeContacts(send, sendKey, "resend", 1000);
+  const runId = (await send("POST", `/v1/agents/${agent.id}/trigger`, { contact_ids: ids }, sendKey)).run_id;
+  await waitForPending(sender.db, runId, 1000);
+  const headers = { authorization: `Bearer ${sendKey}` };
+  const requests = ids.map((id) => ({ method: "POST", path: `/v1/agents/runs/${runId}/contacts/${id}/actions/0/approve`, headers }));
+  const measured = await load(sender.url, requests, { once: true });
+  const recorded = await sender.db.prepare("SELECT status, count(*) AS n FROM deliveries WHERE run_id = ? GROUP BY status").bind(runId).all();
+  results.resend = {
+    ...measured,
+    latency_ms: RESEND_LATENCY_MS,
+    provider_requests: fake.stats.requests,
+    emails: fake.stats.emails.size,
+    duplicates: fake.stats.duplicates,
+    missing_headers: fake.stats.missingHeaders,
+    deliveries: Object.fromEntries(recorded.results.map((r) => [r.status, r.n])),
+  };
+  log(`  ${measured.requests} approvals: ${measured.rps.toFixed(0)}/s, ${fake.stats.emails.size} emails, ${fake.stats.duplicates} duplicates`);
+  await Promise.all([sender.mf.dispose(), fake.close()]);
+}
+
 log("the run view of a 1000-contact run whose actions carry 20,000-character bodies");
 const bigStep = { id: "big", action: "create_note", require_approval: true, template: { note: "x".repeat(20_000) } };
 const bigAgent = (await call("POST", "/v1/agents", emailAgent("Big bodies", [bigStep]), key)).agent;
@@ -198,13 +229,16 @@ const fmt = (n, d = 0) => (n === null || n === undefined ? "-" : n.toFixed(d));
 const rows = [["scenario", "req/s", "x bare", "x bare+D1", "p50 ms", "p99 ms", "errors"]];
 const row = (name, r) => [name, fmt(r.rps), fmt(r.rps / limit, 2), fmt(r.rps / d1Limit, 2), fmt(r.p50, 2), fmt(r.p99, 2), String(r.errors)];
 for (const r of results.http) rows.push(row(r.name, r));
-rows.push(row(`approvals, one run (${results.approvals.requests})`, results.approvals));
+rows.push(row(`approvals, one run (${results.approvals.requests}), outbox transport`, results.approvals));
+rows.push(row(`approvals, one run (${results.resend.requests}), resend transport (${RESEND_LATENCY_MS} ms fake)`, results.resend));
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
 console.log(`\nHTTP, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s after ${WARMUP_MS / 1000} s warm-up`);
 console.log(line(rows[0]));
 for (const r of rows.slice(1)) console.log(line(r));
 
+const r = results.resend;
+console.log(`\nResend transport: ${r.requests} approvals by ${CONNECTIONS} concurrent approvers, ${fmt(r.rps)} sends/s (outbox: ${fmt(results.approvals.rps)}/s); the fake saw ${r.provider_requests} requests for ${r.emails} emails, ${r.duplicates} duplicates, ${r.missing_headers} without unsubscribe headers; deliveries ${JSON.stringify(r.deliveries)}`);
 console.log(`\nRun view, 1000 contacts x 20,000-character bodies, first page, one request at a time: p50 ${fmt(results.bigView.p50, 1)} ms, max ${fmt(results.bigView.max, 1)} ms, ${results.bigView.bytes} bytes`);
 
 console.log(`\nModel proposals (fake OpenAI-compatible endpoint, ${MODEL_LATENCY_MS} ms a call, concurrency ${CONCURRENCY}): trigger until every contact's first action is pending`);
@@ -230,6 +264,7 @@ const report = {
   d1_limit_rps: d1Limit,
   http: results.http.map((r) => ({ ...r, ratio_to_bare: r.rps / limit, ratio_to_bare_d1: r.rps / d1Limit })),
   approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit, ratio_to_bare_d1: results.approvals.rps / d1Limit },
+  resend_approvals: { ...results.resend, ratio_to_bare: results.resend.rps / limit, ratio_to_bare_d1: results.resend.rps / d1Limit, ratio_to_outbox: results.resend.rps / results.approvals.rps },
   engine: results.engine,
   big_run_view: results.bigView,
   model_proposals: { latency_ms: MODEL_LATENCY_MS, concurrency: CONCURRENCY, runs: results.llm },

@@ -103,3 +103,31 @@ export async function serveFakeModel(latencyMs) {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${server.address().port}/v1`, stats, close: () => new Promise((resolve) => server.close(resolve)) };
 }
+
+/**
+ * A local stand-in for Resend's `POST /emails`: answers after a fixed latency, and like Resend
+ * answers a repeated Idempotency-Key with the first email's id. Counts requests, and emails
+ * that would have gone out twice (a key seen again) as duplicates.
+ */
+export async function serveFakeResend(latencyMs) {
+  const { createServer } = await import("node:http");
+  const stats = { requests: 0, emails: new Map(), duplicates: 0, missingHeaders: 0 };
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      stats.requests++;
+      const key = req.headers["idempotency-key"];
+      const email = JSON.parse(body || "{}");
+      if (!email.headers?.["List-Unsubscribe"] || !email.headers?.["Message-ID"]) stats.missingHeaders++;
+      if (stats.emails.has(key)) stats.duplicates++;
+      else stats.emails.set(key, `re_${stats.emails.size + 1}`);
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ id: stats.emails.get(key) }));
+      }, latencyMs);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, stats, close: () => new Promise((resolve) => server.close(resolve)) };
+}
