@@ -51,6 +51,24 @@ export function transportOf(env: Env): Transport {
   return name as Transport;
 }
 
+/**
+ * What keeps the configured transport from sending, or null: asked before a run starts, so a
+ * misconfigured deployment refuses the trigger instead of failing every approved email later.
+ */
+export function transportProblem(env: Env): string | null {
+  let transport: Transport;
+  try {
+    transport = transportOf(env);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  if (transport === "outbox") return null;
+  if (transport === "resend" && !env.RESEND_API_KEY) return "EMAIL_TRANSPORT is resend but RESEND_API_KEY is not set";
+  if (transport === "cloudflare" && !env.EMAIL) return "EMAIL_TRANSPORT is cloudflare but the send_email binding EMAIL is missing";
+  if (!env.UNSUBSCRIBE_SECRET || !env.PUBLIC_URL) return "UNSUBSCRIBE_SECRET and PUBLIC_URL must be set: every email carries an unsubscribe link built from them";
+  return null;
+}
+
 /** The sender of a transport that hands email on; the outbox records a delivery and sends nothing. */
 export function emailSender(env: Env, transport: Exclude<Transport, "outbox">): EmailSender {
   return transport === "resend" ? resendSender(env) : cloudflareSender(env);

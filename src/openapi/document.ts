@@ -73,7 +73,7 @@ const operations: Operation[] = [
 
   { method: "post", path: "/v1/agents/:id/trigger", summary: "Trigger an agent run", tag: "Runs", auth: "agents:trigger",
     params: IdParam, body: TriggerBody, bodyRequired: false, errors: [409],
-    success: { status: 200, description: "The run is queued, with who was skipped and why; 409 agent_not_runnable, provider_not_configured, sender_required, no_matching_contacts or no_eligible_contacts", schema: TriggerResult } },
+    success: { status: 200, description: "The run is queued, with who was skipped and why; 409 agent_not_runnable, provider_not_configured, sender_required, email_transport_not_configured, no_matching_contacts or no_eligible_contacts", schema: TriggerResult } },
   { method: "get", path: "/v1/agents/:id/runs", summary: "List agent runs", tag: "Runs", auth: "agents:read",
     params: IdParam, query: ListRunsQuery, success: { status: 200, description: "Newest first", schema: RunList } },
   { method: "get", path: "/v1/agents/runs/:runId", summary: "Get a single run", tag: "Runs", auth: "agents:read",

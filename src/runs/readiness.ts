@@ -1,4 +1,5 @@
 import type { AgentConfig } from "../agents/agent-record";
+import { transportProblem } from "../delivery/email-sender";
 import type { Env } from "../env";
 import { reachesPerson } from "./actions";
 import { notConfigured, providerConfigured } from "./generators";
@@ -20,5 +21,7 @@ export function readiness(config: AgentConfig, env: Env): Readiness {
   if (outbound && !config.identity_id) {
     return { ok: false, code: "sender_required", message: `Step ${outbound.id} (${outbound.action}) reaches contacts: give the agent an identity_id to send as` };
   }
+  const problem = steps.some((step) => step.action === "email_message") ? transportProblem(env) : null;
+  if (problem) return { ok: false, code: "email_transport_not_configured", message: problem };
   return { ok: true, steps };
 }
