@@ -53,6 +53,22 @@ describe("an identity's daily limit", () => {
     expect((await api(`/v1/contacts/${c.id}`, { key })).body.contact.last_contacted_at).not.toBeNull();
   });
 
+  it("lets a held email take its own slot when its day comes", async () => {
+    const { key, identity, agent } = await limitedSender(1);
+    const [a, b] = [await makeContact(key), await makeContact(key)];
+    const runId = await startRun(key, agent.id, [a.id, b.id]);
+    await approve(key, runId, a.id, 0);
+    await approve(key, runId, b.id, 0);
+    // The day turns: a's send was yesterday's, and the day b holds is today.
+    await env.DB.prepare(`UPDATE deliveries SET send_day = CASE status WHEN 'sent' THEN ?2 ELSE ?3 END WHERE identity_id = ?1`)
+      .bind(identity.id, localDay(Date.now() - DAY, "UTC"), today())
+      .run();
+    await advance(runId);
+    // Its own held slot is the day's one slot: it goes, rather than being put off again.
+    expect(await deliveryRows(runId, b.id, 0)).toMatchObject([{ status: "sent", sendDay: today() }]);
+    expect(contactOf(await getRun(key, runId), b.id).actions[0]).toMatchObject({ status: "completed", attempts: 2 });
+  });
+
   it("gives two runs approving at once the last slot once", async () => {
     const { key, identity, agent } = await limitedSender(1);
     const [a, b] = [await makeContact(key), await makeContact(key)];
@@ -91,6 +107,16 @@ describe("an identity's daily limit", () => {
     const opening = nextUtcMidnight() + 9 * 3_600_000;
     // Two fit tomorrow; the third waits a week for the window's next day.
     expect(estimates).toEqual([opening, opening, opening + 7 * DAY].map((t) => new Date(t).toISOString()));
+
+    // One approved now waits for tomorrow's opening and takes one of its two slots.
+    expect((await approve(key, runId, contacts[0]!.id, 0)).status).toBe(200);
+    const run = await getRun(key, runId);
+    expect(contactOf(run, contacts[0]!.id).actions[0].status).toBe("scheduled");
+    const left = [contactOf(run, contacts[1]!.id), contactOf(run, contacts[2]!.id)].map((c) => c.actions[0].estimated_send_at).sort();
+    expect(left).toEqual([opening, opening + 7 * DAY].map((t) => new Date(t).toISOString()));
+    // Each page counts the whole run's queue: the second contact's page alone says the same.
+    const second = await getRun(key, runId, "?contacts_limit=1&contacts_offset=2");
+    expect(second.contacts[0].actions[0].estimated_send_at).toBe(contactOf(run, contacts[2]!.id).actions[0].estimated_send_at);
   });
 
   it("gives back the slot of a held email whose contact left", async () => {
@@ -101,7 +127,8 @@ describe("an identity's daily limit", () => {
     await approve(key, runId, b.id, 0);
     expect(await deliveryRows(runId, b.id, 0)).toMatchObject([{ status: "scheduled" }]);
     expect((await api(`/v1/contacts/${b.id}`, { method: "PATCH", key, body: { unsubscribed: true } })).status).toBe(200);
-    await advance(runId);
+    // Given back now, not when the held day comes: nothing is moved in time here.
+    await drive(runId);
     const after = contactOf(await getRun(key, runId), b.id);
     expect(after).toMatchObject({ status: "stopped", stop_reason: "unsubscribe" });
     expect(after.actions[0].status).toBe("invalidated");

@@ -61,6 +61,19 @@ async function eventsOf(key: string, contactId: string, type: string): Promise<J
 }
 
 describe("POST /v1/inbound/resend", () => {
+  it("records a hard bounce whose status moved but whose events were lost when the first request died", async () => {
+    const { key, contact, runId, emailId } = await emailed();
+    // The first delivery of this event moved the status, then its process died before the events.
+    await env.DB.prepare("UPDATE deliveries SET status = 'bounced' WHERE provider_message_id = ?").bind(emailId).run();
+    const request = signed(resendEvent("email.bounced", emailId, { bounce: { type: "Permanent", subType: "General", message: "No such user" } }));
+    expect((await post(request)).body).toStrictEqual({ status: "success", recorded: true });
+    expect(await eventsOf(key, contact.id, "email.bounced")).toHaveLength(1);
+    // Once recorded, a further repeat records nothing more.
+    expect((await post(request)).body).toStrictEqual({ status: "success", recorded: false });
+    expect(await eventsOf(key, contact.id, "email.bounced")).toHaveLength(1);
+    expect((await trigger(key, (await getRun(key, runId)).agent_id, { contact_ids: [contact.id] })).status).toBe(409);
+  });
+
   it("marks the delivery delivered and records email.delivered once, however often Resend sends it", async () => {
     const { key, contact, runId, deliveryId, emailId } = await emailed();
     const request = signed(resendEvent("email.delivered", emailId));

@@ -3,13 +3,15 @@ import { SendError, type EmailSender, type OutgoingEmail } from "./email-sender"
 
 const TIMEOUT_MS = 10_000;
 
-/** `Retry-After` in seconds or as an HTTP date, in ms; undefined when absent or unreadable. */
+/** The longest `Retry-After` honoured: retries must stay well inside Resend's 24-hour idempotency window. */
+const MAX_RETRY_AFTER_MS = 15 * 60_000;
+
+/** `Retry-After` in seconds or as an HTTP date, in ms, at most 15 minutes; undefined when absent or unreadable. */
 function retryAfter(header: string | null): number | undefined {
   if (!header) return undefined;
   const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
+  return Number.isNaN(ms) ? undefined : Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
 
 /**

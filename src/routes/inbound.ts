@@ -84,9 +84,18 @@ async function applyEvent(db: Db, env: Env, event: ResendEvent, webhookId: strin
     })
     .where(and(eq(deliveries.id, delivery.id), inArray(deliveries.status, move.from)))
     .returning({ id: deliveries.id });
-  // Resend retries and may send the same event twice: only the request that moved the status records it.
-  if (!moved) return skip("status already moved", { delivery_id: delivery.id, status: delivery.status });
   if (!delivery.contactId) return skip("contact deleted", { delivery_id: delivery.id });
+  // Resend retries and may send the same event twice: it is recorded once. The request that moved
+  // the status may have died before its events were written, so a repeat that finds the status
+  // moved and the events missing records them: a bounce or complaint is never lost.
+  if (!moved) {
+    const recorded =
+      delivery.status !== move.status ||
+      (await env.DB.prepare(`SELECT 1 FROM events WHERE contact_id = ? AND type = ? AND json_extract(properties, '$.delivery_id') = ? LIMIT 1`)
+        .bind(delivery.contactId, move.events[0], delivery.id)
+        .first());
+    if (recorded) return skip("status already moved", { delivery_id: delivery.id, status: delivery.status });
+  }
 
   const properties = { delivery_id: delivery.id, provider: "resend", webhook_id: webhookId, email_id: data.email_id ?? null };
   const bounce = data.bounce ? { bounce_type: data.bounce.type ?? null, bounce_subtype: data.bounce.subType ?? null, bounce_message: data.bounce.message ?? null } : {};

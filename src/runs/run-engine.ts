@@ -88,7 +88,10 @@ export class RunEngine {
     }
     if (outcome.kind === "deferred") {
       // Today's sends of the identity are spent: the action waits for the day whose slot it holds.
-      this.store.moveAction(contactId, index, "scheduled", { scheduledFor: outcome.at, leaseUntil: null, error: null }, { from: ["running"] });
+      // Waiting for a day is not a failed try: the attempt is handed back, keeping one as the mark
+      // that a slot is held (a stop then settles the action, which gives the slot back).
+      const kept = Math.max(action.attempts, 1);
+      this.store.moveAction(contactId, index, "scheduled", { scheduledFor: outcome.at, leaseUntil: null, error: null, attempts: kept }, { from: ["running"] });
       this.store.moveContact(contactId, "processing", { nextStepAt: outcome.at }, ["processing"]);
       return;
     }
@@ -193,9 +196,11 @@ export class RunEngine {
   #stop(contactId: string, reason: string, undone: "invalidated" | "cancelled"): boolean {
     if (!this.store.moveContact(contactId, "stopped", { stopReason: reason, nextStepAt: null, leaseUntil: null })) return false;
     if (reason === "contact_deleted") this.store.setSnapshot(contactId, null);
-    // An action that was tried may have gone out: the executor settles it, without sending.
+    // An action that was tried may have gone out: the executor settles it, without sending, and
+    // at once when it was waiting (for a retry, or for a day's slot it holds, which it gives back).
     for (const action of this.store.actionsOf(contactId)) {
       if (untried(action)) this.store.moveAction(contactId, action.index, undone, undone === "invalidated" ? { error: `Not sent: ${reason}` } : {});
+      else if (action.status === "scheduled") this.store.moveAction(contactId, action.index, "scheduled", { scheduledFor: Date.now() }, { from: ["scheduled"] });
     }
     return true;
   }

@@ -89,7 +89,7 @@ export class RunObject extends DurableObject<Env> {
   async view(workspaceId: string, page: ContactsPage) {
     const run = this.#store.run();
     if (!run || run.spec.workspaceId !== workspaceId) return null;
-    return withSendEstimates(this.env.DB, run.spec, runView(this.#store, run, page));
+    return withSendEstimates(this.env.DB, this.#store.sql, run.spec, runView(this.#store, run, page));
   }
 
   async approve(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {

@@ -85,6 +85,7 @@ async function resume(env: Env, spec: RunPlan, action: ActionRow, actionKey: str
     .bind(actionKey)
     .first<Claimed & { transport: Transport; error: string | null }>();
   if (!row || row.status === "scheduled") return null;
+  // A delivery refused for good, or one that went (and maybe has news from the provider since).
   if (row.status === "failed") throw new SendError(row.error ?? "The provider refused this email", "permanent");
   if (row.status !== "sending") return { kind: "done", deliveryId: row.id };
   const transportThen = row.transport;
@@ -97,12 +98,17 @@ async function resume(env: Env, spec: RunPlan, action: ActionRow, actionKey: str
   )
     .bind(...reachable.guard, row.id, Date.now(), null, spec.runId)
     .first();
-  if (!still) return null;
-  return deliver(env, spec, action, actionKey, transportThen, row);
+  // It may have gone: never "not sent", never proposed again to a new address.
+  if (!still) throw new SendError(`Handed to ${transportThen} by an attempt that got no answer, and the contact may no longer be reached: not asked again, so it cannot arrive twice`, "permanent");
+  return deliver(env, spec, action, actionKey, transportThen, row, true);
 }
 
-/** Hands the claimed email to the provider and records its answer. */
-async function deliver(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, transport: Exclude<Transport, "outbox">, claimed: Claimed): Promise<EmailOutcome> {
+/**
+ * Hands the claimed email to the provider and records its answer. `uncertain`: an earlier call
+ * got no answer, so it may have gone; an error now (a 409 while that call is still in flight, a
+ * 5xx) says nothing about it, and the delivery stays `sending` rather than "nothing left".
+ */
+async function deliver(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, transport: Exclude<Transport, "outbox">, claimed: Claimed, uncertain = false): Promise<EmailOutcome> {
   const record = (sql: string, ...values: unknown[]) => env.DB.prepare(`UPDATE deliveries SET ${sql}, updated_at = ?2 WHERE id = ?1 AND status = 'sending'`).bind(claimed.id, Date.now(), ...values).run();
   let receipt;
   try {
@@ -112,7 +118,7 @@ async function deliver(env: Env, spec: RunPlan, action: ActionRow, actionKey: st
     const refused = error instanceof SendError ? error : new SendError(error instanceof Error ? error.message : String(error), "rejected");
     if (refused.kind === "permanent") await record("status = 'failed', error = ?3", refused.message);
     // Nothing left: the slot is kept, and the next attempt claims it again.
-    else if (refused.kind === "rejected") await record("status = 'scheduled', error = ?3", refused.message);
+    else if (refused.kind === "rejected") await record(uncertain ? "error = ?3" : "status = 'scheduled', error = ?3", refused.message);
     throw refused;
   }
   // Outside the try: the email is out, so a failure to record it leaves it `sending`, never `scheduled`.

@@ -106,19 +106,21 @@ export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
 export type RunView = ReturnType<typeof runView>;
 
 /**
- * Fills in `estimated_send_at` on the page's pending emails, oldest proposal first, each taking
- * the identity's next free slot: when it would go out if approved now, given the send window
- * and the emails already sent or held under the daily limit. Left null should D1 not answer:
- * a run is still worth showing without it.
+ * Fills in `estimated_send_at` on the page's pending emails: when each would go out if approved
+ * now, given the send window and the identity's daily limit. The run's queue goes first: emails
+ * approved but not yet claimed (waiting for the window) take the next free slots, then pending
+ * emails take them in the order they were proposed, across every page of the run. Emails of
+ * other runs count once claimed. Left null should D1 not answer: a run is still worth showing.
  */
-export async function withSendEstimates(db: D1Database, spec: RunPlan, view: RunView, now = Date.now()): Promise<RunView> {
-  const pending = view.contacts
-    .flatMap((c) => c.actions)
-    .filter((a) => a.status === "pending_approval" && a.type === "email_message")
-    .sort((a, b) => (a.proposed_at! < b.proposed_at! ? -1 : a.proposed_at! > b.proposed_at! ? 1 : 0));
-  if (pending.length === 0 || !spec.sender) return view;
-  const slots = await sendEstimates(db, spec.sender.id, spec.sender.send_window ?? null, now, pending.length).catch(() => []);
-  pending.forEach((a, i) => (a.estimated_send_at = iso(slots[i] ?? null)));
+export async function withSendEstimates(db: D1Database, sql: SqlStorage, spec: RunPlan, view: RunView, now = Date.now()): Promise<RunView> {
+  const onPage = new Map(view.contacts.flatMap((c) => c.actions.filter((a) => a.status === "pending_approval" && a.type === "email_message").map((a) => [`${c.contact_id}/${a.index}`, a])));
+  if (onPage.size === 0 || !spec.sender) return view;
+  const waiting = Number(sql.exec(`SELECT count(*) AS n FROM actions WHERE type = 'email_message' AND attempts = 0 AND status IN ('approved', 'auto_approved', 'scheduled')`).one().n);
+  const order = sql.exec(`SELECT contact_id, idx FROM actions WHERE type = 'email_message' AND status = 'pending_approval' ORDER BY proposed_at, contact_id, idx`).toArray();
+  const rank = new Map(order.map((r, i) => [`${r.contact_id}/${r.idx}`, waiting + i]));
+  const last = Math.max(...[...onPage.keys()].map((k) => rank.get(k) ?? 0));
+  const slots = await sendEstimates(db, spec.sender.id, spec.sender.send_window ?? null, now, last + 1).catch(() => []);
+  for (const [key, action] of onPage) action.estimated_send_at = iso(slots[rank.get(key) ?? -1] ?? null);
   return view;
 }
 

@@ -180,6 +180,33 @@ describe("approved emails through Resend", () => {
     expect(fake.requests).toHaveLength(1);
   });
 
+  it("never calls an email that may have gone 'not sent', nor writes it again, when the contact moved only in D1", async () => {
+    const fake = resend(() => HttpResponse.error());
+    const { key, runId, contact } = await pendingEmail([EMAIL_STEP]);
+    await approveAndDrive(key, runId, contact.id);
+    // The address changes behind the run object's back (its signal lost): the send learns of it.
+    await env.DB.prepare(`UPDATE contacts SET email = 'moved@example.com', email_key = 'moved@example.com' WHERE id = ?`).bind(contact.id).run();
+    await advance(runId);
+    const after = contactOf(await getRun(key, runId), contact.id);
+    expect(after.actions).toHaveLength(1);
+    expect(after.actions[0]).toMatchObject({ status: "failed", error: expect.stringContaining("not asked again, so it cannot arrive twice") });
+    expect((await deliveryRows(runId, contact.id, 0))[0]!.status).toBe("sending");
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it("keeps an email that may have gone 'sending' when the next answer is an error, and sends it once", async () => {
+    const fake = resend((n) => (n === 1 ? HttpResponse.error() : n === 2 ? HttpResponse.json({ name: "concurrent_idempotent_requests", message: "In progress" }, { status: 409 }) : undefined));
+    const { key, runId, contact, actionKey } = await pendingEmail([EMAIL_STEP]);
+    await approveAndDrive(key, runId, contact.id);
+    await advance(runId);
+    expect(contactOf(await getRun(key, runId), contact.id).actions[0]).toMatchObject({ status: "scheduled", error: expect.stringContaining("409") });
+    expect((await deliveryRows(runId, contact.id, 0))[0]!.status).toBe("sending");
+    await advance(runId);
+    expect(contactOf(await getRun(key, runId), contact.id).actions[0].status).toBe("completed");
+    expect(fake.requests.map((r) => r.key)).toEqual([actionKey, actionKey, actionKey]);
+    expect(fake.sent.size).toBe(1);
+  });
+
   it("gives up after its attempts with the last error, and frees the slot it held", async () => {
     const fake = resend(() => HttpResponse.json({ name: "internal_server_error", message: "Down" }, { status: 503 }));
     const { key, runId, contact } = await pendingEmail([EMAIL_STEP]);
