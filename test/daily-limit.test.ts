@@ -21,6 +21,16 @@ async function limitedSender(limit: number) {
   return { key, identity, agent };
 }
 
+/** A limit of one a day, both emails of one run approved: `a` sent today, `b` holding tomorrow's slot. */
+async function oneSentOneHeld() {
+  const { key, identity, agent } = await limitedSender(1);
+  const [a, b] = [await makeContact(key), await makeContact(key)];
+  const runId = await startRun(key, agent.id, [a.id, b.id]);
+  await approve(key, runId, a.id, 0);
+  await approve(key, runId, b.id, 0);
+  return { key, identity, runId, a, b };
+}
+
 const sendDaysOf = async (identityId: string) =>
   (await env.DB.prepare(`SELECT send_day, status FROM deliveries WHERE identity_id = ? ORDER BY send_day, status`).bind(identityId).all<{ send_day: string; status: string }>()).results;
 
@@ -54,11 +64,7 @@ describe("an identity's daily limit", () => {
   });
 
   it("lets a held email take its own slot when its day comes", async () => {
-    const { key, identity, agent } = await limitedSender(1);
-    const [a, b] = [await makeContact(key), await makeContact(key)];
-    const runId = await startRun(key, agent.id, [a.id, b.id]);
-    await approve(key, runId, a.id, 0);
-    await approve(key, runId, b.id, 0);
+    const { key, identity, runId, b } = await oneSentOneHeld();
     // The day turns: a's send was yesterday's, and the day b holds is today.
     await env.DB.prepare(`UPDATE deliveries SET send_day = CASE status WHEN 'sent' THEN ?2 ELSE ?3 END WHERE identity_id = ?1`)
       .bind(identity.id, localDay(Date.now() - DAY, "UTC"), today())
@@ -120,11 +126,7 @@ describe("an identity's daily limit", () => {
   });
 
   it("gives back the slot of a held email whose contact left", async () => {
-    const { key, identity, agent } = await limitedSender(1);
-    const [a, b] = [await makeContact(key), await makeContact(key)];
-    const runId = await startRun(key, agent.id, [a.id, b.id]);
-    await approve(key, runId, a.id, 0);
-    await approve(key, runId, b.id, 0);
+    const { key, identity, runId, b } = await oneSentOneHeld();
     expect(await deliveryRows(runId, b.id, 0)).toMatchObject([{ status: "scheduled" }]);
     expect((await api(`/v1/contacts/${b.id}`, { method: "PATCH", key, body: { unsubscribed: true } })).status).toBe(200);
     // Given back now, not when the held day comes: nothing is moved in time here.

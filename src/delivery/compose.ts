@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import type { RunPlan } from "../runs/spec";
 import type { OutgoingEmail } from "./email-sender";
-import { unsubscribeHeaders, unsubscribeToken } from "./unsubscribe";
+import { unsubscribeHeaders, unsubscribeLink, unsubscribeToken } from "./unsubscribe";
 
 export type ClaimedDelivery = { id: string; messageId: string };
 
@@ -18,7 +18,7 @@ export async function composeEmail(env: Env, spec: RunPlan, actionKey: string, c
   if (!env.UNSUBSCRIBE_SECRET || !env.PUBLIC_URL) throw new Error("UNSUBSCRIBE_SECRET and PUBLIC_URL must be set before email can leave: every email carries an unsubscribe link built from them");
   const token = await unsubscribeToken(env.UNSUBSCRIBE_SECRET, spec.workspaceId, contactId);
   const unsubscribe = unsubscribeHeaders(env.PUBLIC_URL, token, address);
-  const link = /<(https?:[^>]+)>/.exec(unsubscribe["List-Unsubscribe"]!)![1]!;
+  const link = unsubscribeLink(env.PUBLIC_URL, token);
   return {
     from: { email: address, name: [sender.first_name, sender.last_name].filter(Boolean).join(" ") },
     to: String(params.to),

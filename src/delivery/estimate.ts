@@ -1,5 +1,5 @@
 import type { SendWindow } from "../runs/send-window";
-import { sendDays } from "./send-days";
+import { dailyCap, sendDays, slotsTaken } from "./send-days";
 
 /**
  * When the identity's next `count` emails would go out if approved now, soonest first: the
@@ -12,9 +12,7 @@ export async function sendEstimates(db: D1Database, identityId: string, window: 
   const days = sendDays(window, now);
   const { results } = await db
     .prepare(
-      `SELECT (SELECT count(*) FROM deliveries x WHERE x.identity_id = ?1 AND x.send_day = j.value AND x.status <> 'failed') AS used,
-         COALESCE((SELECT daily_limit FROM identities WHERE id = ?1), 50) AS cap
-       FROM json_each(?2) j ORDER BY j.key`,
+      `SELECT ${slotsTaken("?1", "j.value")} AS used, ${dailyCap("?1")} AS cap FROM json_each(?2) j ORDER BY j.key`,
     )
     .bind(identityId, JSON.stringify(days.map((d) => d.day)))
     .all<{ used: number; cap: number }>();

@@ -5,6 +5,15 @@ const MINUTE = 60_000;
 /** How many sending days ahead a send may be put off by the daily limit before it fails. */
 export const SEND_DAYS_AHEAD = 31;
 
+/**
+ * The daily limit in SQL, one rule for the send that takes a slot and the estimate that
+ * predicts it: the slots an identity's emails hold on a local day (held, being sent or sent;
+ * a failed email frees its slot), leaving out the email `except` itself, and the identity's cap.
+ */
+export const slotsTaken = (identity: string, day: string, except = "NULL") =>
+  `(SELECT count(*) FROM deliveries x WHERE x.identity_id = ${identity} AND x.send_day = ${day} AND x.status <> 'failed' AND x.action_key IS NOT ${except})`;
+export const dailyCap = (identity: string) => `COALESCE((SELECT daily_limit FROM identities WHERE id = ${identity}), 50)`;
+
 /** `YYYY-MM-DD` of `at` on the identity's clock: the day its daily limit counts. */
 export function localDay(at: number, timeZone: string): string {
   const t = wallClock(new Date(at), timeZone);

@@ -32,9 +32,12 @@ export async function readUnsubscribeToken(secret: string, token: string): Promi
   }
 }
 
+/** The https link a token stands behind: the page, and the one-click POST. */
+export const unsubscribeLink = (publicUrl: string, token: string) => `${publicUrl.replace(/\/+$/, "")}/v1/unsubscribe/${token}`;
+
 /** The headers every email carries so a recipient can leave in one click (RFC 2369, RFC 8058). */
 export function unsubscribeHeaders(publicUrl: string, token: string, mailtoAddress: string): Record<string, string> {
-  const link = `${publicUrl.replace(/\/+$/, "")}/v1/unsubscribe/${token}`;
+  const link = unsubscribeLink(publicUrl, token);
   return {
     "List-Unsubscribe": `<${link}>, <mailto:${mailtoAddress}?subject=unsubscribe%20${token}>`,
     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

@@ -108,7 +108,7 @@ export async function findDone(env: Env, spec: RunPlan, action: ActionRow): Prom
     return note ? { done: { note_id: note.id } } : null;
   }
   const [, row] = await env.DB.batch<{ id: string; status: string; transport: string }>([
-    env.DB.prepare(`DELETE FROM deliveries WHERE action_key = ? AND status = 'scheduled'`).bind(actionKey),
+    releaseHeld(env, actionKey),
     env.DB.prepare(`SELECT id, status, transport FROM deliveries WHERE action_key = ?`).bind(actionKey),
   ]);
   const delivery = row!.results[0];
@@ -116,6 +116,9 @@ export async function findDone(env: Env, spec: RunPlan, action: ActionRow): Prom
   if (delivery.status === "sending") return { unconfirmed: `Handed to ${delivery.transport}, which never confirmed it; not sent again, so it cannot arrive twice` };
   return { done: { delivery_id: delivery.id, channel: CHANNEL[action.type] } };
 }
+
+/** Gives back a later day's slot an email held: it never left, so nothing of it stays on record. */
+const releaseHeld = (env: Env, actionKey: string) => env.DB.prepare(`DELETE FROM deliveries WHERE action_key = ? AND status = 'scheduled'`).bind(actionKey);
 
 /** An email given up on (its attempts spent): a later day's slot it held is freed, and the outbox shows why. */
 export async function giveUpDelivery(env: Env, spec: RunPlan, action: ActionRow, error: string): Promise<void> {
@@ -141,7 +144,7 @@ async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: st
   if (row?.done) return { kind: "done", result: action.type === "create_note" ? { note_id: row.done } : { delivery_id: row.done, channel } };
   const outcome = whyNot(action, row);
   // A later day's slot held for an email that will not go is given back.
-  if (action.type === "email_message") await env.DB.prepare(`DELETE FROM deliveries WHERE action_key = ? AND status = 'scheduled'`).bind(actionKey).run();
+  if (action.type === "email_message") await releaseHeld(env, actionKey).run();
   return outcome;
 }
 

@@ -1,6 +1,6 @@
 import { composeEmail, messageIdDomain } from "../delivery/compose";
 import { emailSender, SendError, transportOf, type Transport } from "../delivery/email-sender";
-import { sendDays } from "../delivery/send-days";
+import { dailyCap, sendDays, slotsTaken } from "../delivery/send-days";
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
@@ -46,8 +46,7 @@ export async function sendEmail(env: Env, writes: D1Batcher, spec: RunPlan, acti
        SELECT ?5, c.workspace_id, ?7, ?8, ?9, c.id, ?10, ?11, ?12, 'email', ?13, ?6, ?14,
          CASE WHEN d.day = ?16 THEN ?15 ELSE 'scheduled' END, '<' || ?5 || '@' || ?18 || '>', d.day, ?6
        FROM contacts c, (SELECT j.value AS day FROM json_each(?17) j
-         WHERE (SELECT count(*) FROM deliveries x WHERE x.identity_id = ?12 AND x.send_day = j.value AND x.status <> 'failed' AND x.action_key <> ?7)
-           < COALESCE((SELECT daily_limit FROM identities WHERE id = ?12), 50)
+         WHERE ${slotsTaken("?12", "j.value", "?7")} < ${dailyCap("?12")}
          ORDER BY j.key LIMIT 1) d
        WHERE ${reachable.clause}
        ON CONFLICT (action_key) DO UPDATE SET status = excluded.status, send_day = excluded.send_day, transport = excluded.transport,

@@ -1,26 +1,18 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { makeWorkspace, type Json } from "../../helpers";
-import { EMAIL_STEP, advance, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, outbox, startRun } from "../../engine-helpers";
+import { type Json } from "../../helpers";
+import { approveAndDrive, pendingEmail } from "../helpers";
+import { advance, approve, contactOf, deliveryRows, getRun, outbox } from "../../engine-helpers";
 
 // This project's Worker has EMAIL_TRANSPORT=cloudflare; the send_email binding EMAIL
 // (wrangler.toml) is miniflare's local Email Service, spied on here.
 afterEach(() => vi.restoreAllMocks());
 
-async function pendingEmail() {
-  const { key } = await makeWorkspace();
-  const agent = await makeStepsAgent(key, [EMAIL_STEP]);
-  const contact = await makeContact(key, { first_name: "Dana", company: "Globex" });
-  const runId = await startRun(key, agent.id, [contact.id]);
-  return { key, runId, contact };
-}
-
 describe("approved emails through Cloudflare Email Service", () => {
   it("leave through the binding with the sender, the text and the unsubscribe headers, and keep the service's Message-ID", async () => {
     const send = vi.spyOn(env.EMAIL!, "send");
     const { key, runId, contact } = await pendingEmail();
-    expect((await approve(key, runId, contact.id, 0)).status).toBe(200);
-    await drive(runId);
+    await approveAndDrive(key, runId, contact.id);
 
     expect(send).toHaveBeenCalledTimes(1);
     const message = send.mock.calls[0]![0] as Json;
@@ -51,9 +43,7 @@ describe("approved emails through Cloudflare Email Service", () => {
   it("retries when the service says it is over its limit, and sends once", async () => {
     const send = vi.spyOn(env.EMAIL!, "send").mockRejectedValueOnce(new Error("rate limit exceeded, try again later"));
     const { key, runId, contact } = await pendingEmail();
-    await approve(key, runId, contact.id, 0);
-    await drive(runId);
-    expect(contactOf(await getRun(key, runId), contact.id).actions[0]).toMatchObject({ status: "scheduled", attempts: 1 });
+    expect((await approveAndDrive(key, runId, contact.id)).actions[0]).toMatchObject({ status: "scheduled", attempts: 1 });
     await advance(runId);
     expect(contactOf(await getRun(key, runId), contact.id).actions[0]).toMatchObject({ status: "completed", attempts: 2 });
     expect(send).toHaveBeenCalledTimes(2);
@@ -63,8 +53,7 @@ describe("approved emails through Cloudflare Email Service", () => {
   it("never repeats a send whose outcome is unknown: the binding takes no idempotency key", async () => {
     const send = vi.spyOn(env.EMAIL!, "send").mockRejectedValueOnce(new Error("Network connection lost."));
     const { key, runId, contact } = await pendingEmail();
-    await approve(key, runId, contact.id, 0);
-    await drive(runId);
+    await approveAndDrive(key, runId, contact.id);
     await advance(runId);
     const after = contactOf(await getRun(key, runId), contact.id);
     expect(after.actions[0]).toMatchObject({ status: "failed", error: expect.stringContaining("may have been sent, so it is not sent again") });

@@ -3,8 +3,9 @@ import { http, HttpResponse } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MAX_ATTEMPTS } from "../../../src/runs/run-engine";
-import { api, makeWorkspace, type Json } from "../../helpers";
-import { EMAIL_STEP, advance, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, outbox, startRun } from "../../engine-helpers";
+import { api, type Json } from "../../helpers";
+import { approveAndDrive, pendingEmail } from "../helpers";
+import { EMAIL_STEP, advance, approve, contactOf, deliveryRows, getRun, outbox } from "../../engine-helpers";
 
 // This project's Worker has EMAIL_TRANSPORT=resend, RESEND_API_KEY=re_test and
 // RESEND_BASE_URL=https://resend.test (vitest.config.ts); Resend is this msw server.
@@ -36,24 +37,12 @@ function resend(answer: (n: number) => Response | undefined = () => undefined) {
   return { requests, sent };
 }
 
-async function pendingEmail(steps: Json[] = [EMAIL_STEP, { id: "follow_up", action: "email_message", wait: { days: 1 } }]) {
-  const { key } = await makeWorkspace();
-  const agent = await makeStepsAgent(key, steps);
-  const contact = await makeContact(key, { first_name: "Dana", company: "Globex" });
-  const runId = await startRun(key, agent.id, [contact.id]);
-  return { key, runId, contact, actionKey: `${runId}/${contact.id}/0` };
-}
-
-async function approveAndDrive(key: string, runId: string, contactId: string) {
-  expect((await approve(key, runId, contactId, 0)).status).toBe(200);
-  await drive(runId);
-  return contactOf(await getRun(key, runId), contactId);
-}
+const TWO_STEPS = [EMAIL_STEP, { id: "follow_up", action: "email_message", wait: { days: 1 } }];
 
 describe("approved emails through Resend", () => {
   it("leave as one request with the action's key, the sender, the approved text and the unsubscribe headers", async () => {
     const fake = resend();
-    const { key, runId, contact, actionKey } = await pendingEmail();
+    const { key, runId, contact, actionKey } = await pendingEmail(TWO_STEPS);
     const after = await approveAndDrive(key, runId, contact.id);
     expect(after.actions[0].status).toBe("completed");
 
@@ -94,7 +83,7 @@ describe("approved emails through Resend", () => {
 
   it("retries a 500 with the same key and sends exactly once", async () => {
     const fake = resend((n) => (n === 1 ? HttpResponse.json({ name: "internal_server_error", message: "Something broke" }, { status: 500 }) : undefined));
-    const { key, runId, contact, actionKey } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact, actionKey } = await pendingEmail();
     const first = await approveAndDrive(key, runId, contact.id);
     expect(first.actions[0]).toMatchObject({ status: "scheduled", attempts: 1, error: "Resend answered 500 internal_server_error: Something broke" });
     expect((await deliveryRows(runId, contact.id, 0))[0]).toMatchObject({ status: "scheduled", error: expect.stringContaining("500") });
@@ -109,7 +98,7 @@ describe("approved emails through Resend", () => {
 
   it("waits at least as long as a 429's Retry-After", async () => {
     resend(() => HttpResponse.json({ name: "rate_limit_exceeded", message: "Too many requests" }, { status: 429, headers: { "Retry-After": "600" } }));
-    const { key, runId, contact } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact } = await pendingEmail();
     const before = Date.now();
     const after = await approveAndDrive(key, runId, contact.id);
     expect(after.actions[0].status).toBe("scheduled");
@@ -118,7 +107,7 @@ describe("approved emails through Resend", () => {
 
   it("fails the action with Resend's message when it refuses the address, and stops the contact", async () => {
     const fake = resend(() => HttpResponse.json({ name: "validation_error", message: "Invalid `to` field." }, { status: 422 }));
-    const { key, runId, contact } = await pendingEmail();
+    const { key, runId, contact } = await pendingEmail(TWO_STEPS);
     // The send is tried as the approval is recorded: the approver learns at once that it did not go.
     const res = await approve(key, runId, contact.id, 0);
     expect(res.status, JSON.stringify(res.body)).toBe(409);
@@ -138,7 +127,7 @@ describe("approved emails through Resend", () => {
 
   it("asks again with the same key after an attempt got no answer, and Resend sends once", async () => {
     const fake = resend((n) => (n === 1 ? HttpResponse.error() : undefined));
-    const { key, runId, contact, actionKey } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact, actionKey } = await pendingEmail();
     const first = await approveAndDrive(key, runId, contact.id);
     expect(first.actions[0]).toMatchObject({ status: "scheduled", error: expect.stringContaining("Resend did not answer") });
     // No answer: it may have left, so the delivery stays `sending`, not released.
@@ -150,7 +139,7 @@ describe("approved emails through Resend", () => {
 
   it("sends once when the process dies after Resend accepted and before the send was recorded", async () => {
     const fake = resend();
-    const { key, runId, contact, actionKey } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact, actionKey } = await pendingEmail();
     // The write that records `sent` fails, as if the object died right after Resend answered.
     await env.DB.exec(`CREATE TRIGGER fail_recording_sent BEFORE UPDATE OF status ON deliveries WHEN NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'process died'); END`);
     try {
@@ -170,7 +159,7 @@ describe("approved emails through Resend", () => {
 
   it("does not ask again when the contact unsubscribed after an attempt that got no answer", async () => {
     const fake = resend(() => HttpResponse.error());
-    const { key, runId, contact } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact } = await pendingEmail();
     await approveAndDrive(key, runId, contact.id);
     expect((await api(`/v1/contacts/${contact.id}`, { method: "PATCH", key, body: { unsubscribed: true } })).status).toBe(200);
     await advance(runId);
@@ -182,7 +171,7 @@ describe("approved emails through Resend", () => {
 
   it("never calls an email that may have gone 'not sent', nor writes it again, when the contact moved only in D1", async () => {
     const fake = resend(() => HttpResponse.error());
-    const { key, runId, contact } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact } = await pendingEmail();
     await approveAndDrive(key, runId, contact.id);
     // The address changes behind the run object's back (its signal lost): the send learns of it.
     await env.DB.prepare(`UPDATE contacts SET email = 'moved@example.com', email_key = 'moved@example.com' WHERE id = ?`).bind(contact.id).run();
@@ -196,7 +185,7 @@ describe("approved emails through Resend", () => {
 
   it("keeps an email that may have gone 'sending' when the next answer is an error, and sends it once", async () => {
     const fake = resend((n) => (n === 1 ? HttpResponse.error() : n === 2 ? HttpResponse.json({ name: "concurrent_idempotent_requests", message: "In progress" }, { status: 409 }) : undefined));
-    const { key, runId, contact, actionKey } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact, actionKey } = await pendingEmail();
     await approveAndDrive(key, runId, contact.id);
     await advance(runId);
     expect(contactOf(await getRun(key, runId), contact.id).actions[0]).toMatchObject({ status: "scheduled", error: expect.stringContaining("409") });
@@ -209,7 +198,7 @@ describe("approved emails through Resend", () => {
 
   it("gives up after its attempts with the last error, and frees the slot it held", async () => {
     const fake = resend(() => HttpResponse.json({ name: "internal_server_error", message: "Down" }, { status: 503 }));
-    const { key, runId, contact } = await pendingEmail([EMAIL_STEP]);
+    const { key, runId, contact } = await pendingEmail();
     await approveAndDrive(key, runId, contact.id);
     for (let i = 1; i < MAX_ATTEMPTS; i++) await advance(runId);
     const after = contactOf(await getRun(key, runId), contact.id);
