@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { SendError, type EmailSender, type OutgoingEmail } from "./email-sender";
+import { messageOf } from "../lib/errors";
 
 /**
  * Cloudflare Email Service through the `send_email` binding `EMAIL`. The binding takes no
@@ -18,7 +19,7 @@ export function cloudflareSender(env: Env): EmailSender {
         const receipt = await env.EMAIL.send({ from: email.from, to: email.to, subject: email.subject, text: email.text, headers });
         return { providerMessageId: receipt.messageId, messageId: receipt.messageId };
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = messageOf(error);
         // Only an error that says the service refused is known not to have left: a sender or address it
         // will never take is permanent, a limit is retried. Anything else may have been accepted first.
         const kind = /not allowed|invalid|not verified|unverified/i.test(message) ? "permanent" : /rate|limit|temporar|unavailable|try again/i.test(message) ? "rejected" : "unknown";

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import { SendError, type EmailSender, type OutgoingEmail } from "./email-sender";
+import { messageOf } from "../lib/errors";
 
 const TIMEOUT_MS = 10_000;
 
@@ -45,7 +46,7 @@ export function resendSender(env: Env): EmailSender {
           }),
         });
       } catch (error) {
-        throw new SendError(`Resend did not answer: ${error instanceof Error ? error.message : String(error)}`, "unknown");
+        throw new SendError(`Resend did not answer: ${messageOf(error)}`, "unknown");
       }
       const body = (await res.json().catch(() => null)) as { id?: string; message?: string; name?: string } | null;
       if (res.ok && typeof body?.id === "string") return { providerMessageId: body.id, messageId: null };

@@ -2,6 +2,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 export type ErrorDetail = { path: string; message: string };
 
+/** What an unknown thrown value says: its message, or its text. */
+export const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 /** Codes whose answer tells the client to send the same request again. */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set(["concurrent_update", "idempotency_key_in_use", "rate_limited"]);
 

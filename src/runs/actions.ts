@@ -32,6 +32,18 @@ export const CHANNEL: Record<ActionType, "email" | "linkedin" | "crm" | "tasks" 
 export const OUTBOUND_CHANNELS = ["email", "linkedin"] as const;
 export const reachesPerson = (type: ActionType) => (OUTBOUND_CHANNELS as readonly string[]).includes(CHANNEL[type]);
 
+/** Params that say who an action reaches: Cairn sets them from the contact, and no edit may change them. */
+export const RECIPIENT_FIELDS = ["to", "profile_url", "contact_id"];
+
+/**
+ * Whether an action was written for another address than the contact has now: an email for
+ * another `to` (addresses compared without case), a LinkedIn action for another profile.
+ */
+export function addressedElsewhere(action: { type: ActionType; params: ActionParams }, contact: { email: string; linkedin_url: string | null }): boolean {
+  if (action.type === "email_message") return String(action.params.to).toLowerCase() !== contact.email.toLowerCase();
+  return action.type.startsWith("linkedin_") && action.params.profile_url !== contact.linkedin_url;
+}
+
 /** JSON with object keys sorted at every level, so equal params have equal text. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;

@@ -1,10 +1,10 @@
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
-import type { StopReason } from "./machine";
+import { ACTIVE_RUN_STATUSES, type StopReason } from "./machine";
 import { SendError } from "../delivery/email-sender";
 import { SEND_DAYS_AHEAD } from "../delivery/send-days";
-import { CHANNEL, reachesPerson, type ActionParams } from "./actions";
+import { addressedElsewhere, CHANNEL, reachesPerson, type ActionParams } from "./actions";
 import type { ActionRow } from "./run-store";
 import { sendEmail } from "./send-email";
 import { STOP_EVENTS, type ContactSnapshot, type RunPlan } from "./spec";
@@ -40,7 +40,7 @@ const DELIVERED = `status IN ('sent', 'delivered', 'bounced', 'complained')`;
 // statement: nothing can change in between. It reads ?1 contact, ?2 email, ?3 profile URL,
 // ?4 trigger time and ?8 run.
 const REACHABLE = `c.id = ?1 AND c.unsubscribed = 0
-  AND EXISTS (SELECT 1 FROM runs r WHERE r.id = ?8 AND r.status IN ('queued', 'running', 'awaiting_approval'))
+  AND EXISTS (SELECT 1 FROM runs r WHERE r.id = ?8 AND r.status IN (${ACTIVE_RUN_STATUSES.map((s) => `'${s}'`).join(", ")}))
   AND (?2 IS NULL OR c.email_key = lower(?2)) AND (?3 IS NULL OR c.linkedin_url = ?3)
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.contact_id = c.id
     AND (e.type = 'email.bounced' OR (e.type IN ('email.replied', 'contact.unsubscribed') AND e.created_at >= ?4)))`;
@@ -149,15 +149,11 @@ async function explain(env: Env, spec: RunPlan, action: ActionRow, actionKey: st
 }
 
 function whyNot(action: ActionRow, row: ({ run_status: string | null; contact: string | null; unsubscribed: number; stop_event: string | null } & Record<string, string | null>) | null): Execution {
-  if (!row || !["queued", "running", "awaiting_approval"].includes(row.run_status ?? "")) return { kind: "stopped", reason: "cancelled" };
+  if (!row || !(ACTIVE_RUN_STATUSES as readonly string[]).includes(row.run_status ?? "")) return { kind: "stopped", reason: "cancelled" };
   if (!row.contact) return { kind: "stopped", reason: "contact_deleted" };
   if (row.unsubscribed) return { kind: "stopped", reason: "unsubscribe" };
   if (row.stop_event) return { kind: "stopped", reason: STOP_EVENTS[row.stop_event]! };
-  const moved =
-    action.type === "email_message"
-      ? String(action.params.to).toLowerCase() !== row.email!.toLowerCase()
-      : action.type.startsWith("linkedin_") && action.params.profile_url !== row.linkedin_url;
-  if (moved) {
+  if (addressedElsewhere(action, { email: row.email!, linkedin_url: row.linkedin_url ?? null })) {
     const snapshot: ContactSnapshot = {
       id: row.contact,
       email: row.email!,

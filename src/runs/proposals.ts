@@ -7,8 +7,9 @@ import { ProposalError } from "./generators/builtin";
 import { generatorFor } from "./generators";
 import { InvalidAnswer } from "./generators/llm";
 import { ProviderBusy, type Generation, type PriorAction, type ProposalGenerator, type ProposalInput } from "./generators/types";
-import { MAX_ATTEMPTS, message, retryDelay, type ArmBy, type Progress } from "./run-engine";
+import { MAX_ATTEMPTS, retryDelay, type ArmBy, type Progress } from "./run-engine";
 import type { ActionRow, ContactRow, RunStore } from "./run-store";
+import { messageOf } from "../lib/errors";
 
 /** How many contacts one alarm pass takes, at most, and how long it keeps starting new ones. */
 export const CONTACTS_PER_ALARM = 100;
@@ -119,7 +120,7 @@ export class Proposer {
       }
       // A model whose answers never passed still cost tokens: they count in the run's usage.
       const generation = error instanceof InvalidAnswer ? rounded(error.generation) : null;
-      return this.#fail(contact, { ...base, ...blank, generation }, message(error));
+      return this.#fail(contact, { ...base, ...blank, generation }, messageOf(error));
     }
     const digest = await paramsDigest(proposal.params);
     const generation = proposal.generation ? rounded(proposal.generation) : null;

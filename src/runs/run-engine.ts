@@ -1,11 +1,12 @@
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
-import { reachesPerson, type ActionParams } from "./actions";
+import { addressedElsewhere, reachesPerson, type ActionParams } from "./actions";
 import { executeAction, ExecutionError, findDone, giveUpDelivery } from "./executors";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
 import { stepWait, type ActionRow, type RunStore } from "./run-store";
 import { inWindow, nextOpening } from "./send-window";
 import type { ContactSnapshot } from "./spec";
+import { messageOf } from "../lib/errors";
 
 /** How many actions one alarm pass executes before it hands over to the next. */
 export const ACTIONS_PER_ALARM = 20;
@@ -26,8 +27,6 @@ export type Progress = { handled: number; more: boolean };
 
 /** Undecided, or decided but never tried: certainly not sent, so safe to take back. */
 const untried = (a: ActionRow) => UNDONE.includes(a.status) && a.attempts === 0;
-
-export const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The playbook engine: executes, stops and moves contacts along, one safe step at a time (proposals: proposals.ts). */
 export class RunEngine {
@@ -79,12 +78,12 @@ export class RunEngine {
       const permanent = error instanceof ExecutionError && error.permanent;
       if (!permanent && attempts < MAX_ATTEMPTS) {
         const wait = Math.max(retryDelay(attempts), (error instanceof ExecutionError && error.retryAfterMs) || 0);
-        this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + wait, leaseUntil: null, error: message(error) }, { from: ["running"] });
+        this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + wait, leaseUntil: null, error: messageOf(error) }, { from: ["running"] });
         return;
       }
       // Frees a later day's slot the email held; should that write fail, the slot stays taken, which only errs on the side of sending less.
-      await giveUpDelivery(this.env, spec, action, message(error)).catch(() => undefined);
-      return this.#fail(contactId, index, message(error));
+      await giveUpDelivery(this.env, spec, action, messageOf(error)).catch(() => undefined);
+      return this.#fail(contactId, index, messageOf(error));
     }
     if (outcome.kind === "deferred") {
       // Today's sends of the identity are spent: the action waits for the day whose slot it holds.
@@ -142,7 +141,7 @@ export class RunEngine {
     } catch (error) {
       // Asked a bounded number of times too; then it is given up as failed, unconfirmed.
       if (attempts < MAX_ATTEMPTS + 3) this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + retryDelay(attempts), leaseUntil: null }, { from: ["running"] });
-      else this.#fail(contactId, index, `Could not confirm whether it was delivered: ${message(error)}`);
+      else this.#fail(contactId, index, `Could not confirm whether it was delivered: ${messageOf(error)}`);
       return;
     }
     if (done && "done" in done) return this.#complete(contactId, index, done.done);
@@ -179,7 +178,7 @@ export class RunEngine {
       this.store.setSnapshot(contactId, snapshot);
       const actions = this.store.actionsOf(contactId);
       // Tried actions are left to the executor, which sends only to the current address.
-      const stale = actions.filter((a) => untried(a) && (a.type === "email_message" ? String(a.params.to).toLowerCase() !== snapshot.email.toLowerCase() : a.type.startsWith("linkedin_") && a.params.profile_url !== snapshot.linkedin_url));
+      const stale = actions.filter((a) => untried(a) && addressedElsewhere(a, snapshot));
       const invalidated = stale.filter((a) => this.store.moveAction(contactId, a.index, "invalidated", { error: CONTACT_CHANGED }));
       // A proposal being written right now is for the old details: a new round drops it when it lands.
       const writing = contact.status === "processing" && !actions.some((a) => a.stepIndex === contact.currentStep && a.round === contact.round);

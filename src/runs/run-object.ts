@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { D1Batcher } from "../lib/d1-batcher";
 import { issuesToDetails } from "../lib/validate";
-import { ACTION_PARAMS, canonicalJson, paramsDigest } from "./actions";
+import { ACTION_PARAMS, canonicalJson, paramsDigest, RECIPIENT_FIELDS } from "./actions";
 import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
 import { Proposer } from "./proposals";
@@ -15,9 +15,6 @@ import { runView, toActionJson, withSendEstimates, type ContactsPage } from "./v
 /** While approvals keep arriving, the D1 mirror is written at most this often. */
 const MIRROR_BATCH_MS = 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/** Params that say who an action reaches: stop checks follow the contact, so these stay put. */
-const RECIPIENT_FIELDS = ["to", "profile_url", "contact_id"];
 
 /** One run: its contacts, their steps and actions, woken by alarms (STYLE.md). */
 export class RunObject extends DurableObject<Env> {

@@ -6,6 +6,7 @@ import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
 import type { ActionRow } from "./run-store";
 import type { RunPlan } from "./spec";
+import { messageOf } from "../lib/errors";
 
 /** What became of an email on this attempt; `null`: nothing was claimed, the caller finds out why. */
 export type EmailOutcome =
@@ -114,7 +115,7 @@ async function deliver(env: Env, spec: RunPlan, action: ActionRow, actionKey: st
     const email = await composeEmail(env, spec, actionKey, action.contactId, action.params, { id: claimed.id, messageId: claimed.message_id });
     receipt = await emailSender(env, transport).send(email);
   } catch (error) {
-    const refused = error instanceof SendError ? error : new SendError(error instanceof Error ? error.message : String(error), "rejected");
+    const refused = error instanceof SendError ? error : new SendError(messageOf(error), "rejected");
     if (refused.kind === "permanent") await record("status = 'failed', error = ?3", refused.message);
     // Nothing left: the slot is kept, and the next attempt claims it again.
     else if (refused.kind === "rejected") await record(uncertain ? "error = ?3" : "status = 'scheduled', error = ?3", refused.message);

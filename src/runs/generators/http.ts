@@ -1,5 +1,6 @@
 import { ProposalError } from "./builtin";
 import { ProviderBusy } from "./types";
+import { messageOf } from "../../lib/errors";
 
 /** What a provider client may have swapped in tests; the defaults are the global fetch and a real timer. */
 export type CallOptions = {
@@ -98,7 +99,7 @@ export async function postJson(
     } catch (error) {
       if (error instanceof RetryableError || error instanceof ProposalError) throw error;
       if (controller.signal.aborted) throw new RetryableError(`${provider} did not answer within ${timeoutMs} ms`);
-      throw new RetryableError(`${provider} could not be reached: ${error instanceof Error ? error.message : String(error)}`);
+      throw new RetryableError(`${provider} could not be reached: ${messageOf(error)}`);
     } finally {
       clearTimeout(timer);
     }

@@ -1,6 +1,7 @@
-import type { ActionParams } from "../actions";
 import type { ContactSnapshot, RunStep, SenderSnapshot } from "../spec";
 import type { PriorAction, ProposalInput } from "./types";
+import { reachesPerson, RECIPIENT_FIELDS, type ActionParams } from "../actions";
+import { RECENT_EVENTS } from "../contact-context";
 
 /** The action types a model writes; `sync_to_crm` is a data sync, left to the builtin generator. */
 export type WrittenAction = Exclude<RunStep["action"], "sync_to_crm">;
@@ -86,9 +87,6 @@ export function systemPrompt({ step, stepIndex, playbookMd, capabilities }: Prop
   ].join("\n\n");
 }
 
-/** The contact's events a prompt lists at most: the engine reads the last 20. */
-const MAX_EVENTS = 20;
-
 /** The user prompt: the contact, their properties and recent events, the sender, and what the sequence already did. */
 export function userPrompt({ step, contact, sender, context, history }: ProposalInput): string {
   return [
@@ -97,7 +95,7 @@ export function userPrompt({ step, contact, sender, context, history }: Proposal
     section(
       "Recent events, newest first",
       context?.events.length
-        ? context.events.slice(0, MAX_EVENTS).map((e) => `- ${e.occurred_at} ${e.type}${e.url ? ` ${e.url}` : ""}${Object.keys(e.properties).length ? ` ${JSON.stringify(e.properties)}` : ""}`).join("\n")
+        ? context.events.slice(0, RECENT_EVENTS).map((e) => `- ${e.occurred_at} ${e.type}${e.url ? ` ${e.url}` : ""}${Object.keys(e.properties).length ? ` ${JSON.stringify(e.properties)}` : ""}`).join("\n")
         : "(none)",
     ),
     section("Sender", sender ? fields(senderFields(sender)) : "No sending identity: sign off without a name."),
@@ -131,11 +129,9 @@ function senderFields(s: SenderSnapshot) {
   return { name, role: s.role ?? "(unknown)", email_address: s.email_address ?? "(unknown)", linkedin_url: s.linkedin_url ?? "(unknown)" };
 }
 
-const OUTBOUND = new Set(["email_message", "linkedin_connection", "linkedin_message"]);
-
 /** Where an earlier action stands, in words: whether it went out, and whether the human changed it. */
 function priorAction(a: PriorAction, i: number): string {
-  const done = OUTBOUND.has(a.type) ? "sent" : "done";
+  const done = reachesPerson(a.type) ? "sent" : "done";
   const state: Record<PriorAction["status"], string> = {
     completed: `${done}${a.executed_at ? ` at ${a.executed_at}` : ""}`,
     pending_approval: "proposed, waiting for the human's approval; not sent",
@@ -154,6 +150,5 @@ function priorAction(a: PriorAction, i: number): string {
 
 /** Params without the recipient fields Cairn sets: the model needs the text, not the address again. */
 function recipientless(params: ActionParams): ActionParams {
-  const { to: _to, profile_url: _p, contact_id: _c, ...rest } = params;
-  return rest;
+  return Object.fromEntries(Object.entries(params).filter(([field]) => !RECIPIENT_FIELDS.includes(field)));
 }

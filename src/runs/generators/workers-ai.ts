@@ -2,6 +2,7 @@ import { ProposalError } from "./builtin";
 import { DEFAULT_TIMEOUT_MS, RetryableError, withRetries, type CallOptions } from "./http";
 import { modelGenerator } from "./llm";
 import type { ProposalGenerator } from "./types";
+import { messageOf } from "../../lib/errors";
 
 /** On Workers AI's JSON-mode list, instruction-tuned, and the fast variant of the largest Llama there. */
 export const WORKERS_AI_DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
@@ -66,7 +67,7 @@ async function runOnce(ai: AiRunner, model: string, inputs: Record<string, unkno
     return await Promise.race([ai.run(model, inputs), timeout]);
   } catch (error) {
     if (error instanceof RetryableError) throw error;
-    const text = error instanceof Error ? error.message : String(error);
+    const text = messageOf(error);
     if (JSON_MODE_FAILED.test(text)) return new Error(`The model could not meet the JSON schema: ${text}`);
     const code = Number(/\b([35]\d{3})\b/.exec(text)?.[1]);
     if (PERMANENT.has(code)) throw new ProposalError(`Workers AI refused the request: ${text}`);
