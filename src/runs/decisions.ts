@@ -1,5 +1,6 @@
 import type { ErrorDetail } from "../lib/errors";
 import type { ActionParams } from "./actions";
+import { OPEN_ACTIONS } from "./machine";
 import type { ActionRow } from "./run-store";
 import { toActionJson, type ActionJson } from "./views";
 
@@ -25,7 +26,7 @@ export const notPending = (action: ActionRow, kind: "approve" | "reject"): Decis
 });
 
 /** Statuses an approved action moves through on its way to done. */
-const APPROVED_PATH = ["approved", "auto_approved", "scheduled", "running", "completed"];
+const APPROVED_PATH = [...OPEN_ACTIONS, "completed"];
 
 /**
  * Deciding an action again: the same decision is answered with the action while it still

@@ -11,7 +11,6 @@ function machine<const S extends string>(moves: { [K in S]: readonly NoInfer<S>[
     statuses,
     terminal,
     /** Whether `from` may move to `to`. */
-    can: (from: S, to: S) => moves[from].includes(to),
     /** The states that may move to `to`: the `WHERE status IN (...)` of its compare-and-set. */
     sources: (to: S) => statuses.filter((s) => moves[s].includes(to)),
     isTerminal: (s: S) => moves[s].length === 0,

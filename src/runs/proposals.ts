@@ -146,9 +146,8 @@ export class Proposer {
   }
 
   #afterProposal(contactId: string, needsApproval: boolean): void {
-    if (needsApproval) this.store.moveContact(contactId, "awaiting_approval", { leaseUntil: null, attempts: 0 }, ["processing"]);
     // An automatic action is due at once; the contact stays processing while it is carried out.
-    else this.store.moveContact(contactId, "processing", { leaseUntil: null, attempts: 0 }, ["processing"]);
+    this.store.moveContact(contactId, needsApproval ? "awaiting_approval" : "processing", { leaseUntil: null, attempts: 0 }, ["processing"]);
   }
 
   #fail(contact: ContactRow, action: NewAction, error: string): void {

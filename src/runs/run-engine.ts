@@ -25,6 +25,9 @@ export type ArmBy = (at: number) => Promise<void>;
 /** What one pass did: how many items it took, and whether more were due than it took. */
 export type Progress = { handled: number; more: boolean };
 
+/** Contacts whose sequence is still going. */
+const UNFINISHED = CONTACT.statuses.filter((s) => !CONTACT.isTerminal(s));
+
 /** Undecided, or decided but never tried: certainly not sent, so safe to take back. */
 const untried = (a: ActionRow) => UNDONE.includes(a.status) && a.attempts === 0;
 
@@ -207,7 +210,8 @@ export class RunEngine {
   /** Stops every unfinished contact and the run with them. */
   cancel(now: number): void {
     this.store.atomically(() => {
-      for (const contact of this.store.contacts()) this.#stop(contact.contactId, "cancelled", "cancelled");
+      // Finished contacts have nothing to stop: only the others are read.
+      for (const contactId of this.store.contactIdsIn(UNFINISHED)) this.#stop(contactId, "cancelled", "cancelled");
       this.store.setRunStatus("cancelled", now);
     });
   }
@@ -218,8 +222,7 @@ export class RunEngine {
     if (FINISHED_RUN_STATUSES.includes(run.status)) return run.status;
     let status: RunStatus = this.store.anyContactIn(["awaiting_approval"]) ? "awaiting_approval" : "running";
     let error: string | null = null;
-    const unfinished = CONTACT.statuses.filter((s) => !CONTACT.isTerminal(s));
-    if (!this.store.anyContactIn(unfinished) && this.store.openActionCount() === 0) {
+    if (!this.store.anyContactIn(UNFINISHED) && this.store.openActionCount() === 0) {
       const allFailed = !this.store.anyContactIn(["completed", "stopped"]) && this.store.anyContactIn(["failed"]);
       status = allFailed ? "failed" : "completed";
       if (allFailed) error = "Every contact failed; see each contact's actions";

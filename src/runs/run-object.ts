@@ -9,7 +9,7 @@ import { Proposer } from "./proposals";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { RunStore } from "./run-store";
 import type { ContactSnapshot, RunSpec } from "./spec";
-import { missing, notPending, repeat, type DecisionInput, type DecisionResult } from "./decisions";
+import { missing, repeat, type DecisionInput, type DecisionResult } from "./decisions";
 import { runView, toActionJson, withSendEstimates, type ContactsPage } from "./views";
 
 /** While approvals keep arriving, the D1 mirror is written at most this often. */
@@ -124,10 +124,8 @@ export class RunObject extends DurableObject<Env> {
       // Even if execution failed, the alarm is set to retry it.
       await this.#settle();
     }
-    // Approved, but the contact left before it went out: nothing was done, so no success.
-    const after = this.#store.action(contactId, index)!;
-    if (after.status === "invalidated" || after.status === "cancelled" || after.status === "failed") return notPending(after, "approve");
-    return { ok: true, action: toActionJson(after) };
+    // Approved, but the contact left before it went out, or the send failed: no success.
+    return repeat(this.#store.action(contactId, index)!, "approve");
   }
 
   async reject(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {

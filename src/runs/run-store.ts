@@ -1,4 +1,4 @@
-import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, OPEN_ACTIONS, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
+import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, FINISHED_RUN_STATUSES, OPEN_ACTIONS, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
 import { ACTION_COLUMNS, assignments, CONTACT_COLUMNS, MIGRATIONS, num, parse, toAction, toContact, type ActionFields, type ActionRow, type ContactFields, type ContactRow } from "./run-rows";
 import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
 
@@ -114,9 +114,10 @@ export class RunStore {
 
   /** Compare-and-set on the run's status. */
   setRunStatus(status: RunStatus, now: number, error: string | null = null): void {
-    const finished = ["completed", "failed", "cancelled"].includes(status);
+    const finished = FINISHED_RUN_STATUSES.includes(status);
     this.sql.exec(
-      "UPDATE run SET status = ?, error = coalesce(?, error), completed_at = CASE WHEN ? THEN coalesce(completed_at, ?) ELSE NULL END WHERE id = 1 AND status NOT IN ('completed', 'failed', 'cancelled')",
+      `UPDATE run SET status = ?, error = coalesce(?, error), completed_at = CASE WHEN ? THEN coalesce(completed_at, ?) ELSE NULL END
+       WHERE id = 1 AND status NOT IN (${FINISHED_RUN_STATUSES.map((s) => `'${s}'`).join(", ")})`,
       status,
       error,
       finished ? 1 : 0,
@@ -129,8 +130,9 @@ export class RunStore {
     return row ? toContact(row) : null;
   }
 
-  contacts(): ContactRow[] {
-    return this.sql.exec("SELECT * FROM contacts ORDER BY position").toArray().map(toContact);
+  /** The ids of contacts in these statuses, in trigger order: no row is parsed. */
+  contactIdsIn(statuses: readonly ContactStatus[]): string[] {
+    return this.sql.exec(`SELECT contact_id FROM contacts WHERE status IN (${statuses.map(() => "?").join(", ")}) ORDER BY position`, ...statuses).toArray().map((r) => r.contact_id as string);
   }
 
   /** Contacts whose next step is due, and proposals whose maker's lease lapsed; oldest first. */
@@ -201,7 +203,7 @@ export class RunStore {
     return due.sort((a, b) => a.proposedAt - b.proposedAt).slice(0, limit);
   }
 
-  insertAction(action: Omit<ActionRow, "index" | "leaseUntil" | "attempts" | "originalParams" | "decidedAt" | "decision" | "scheduledFor" | "executedAt" | "result">): ActionRow {
+  insertAction(action: Omit<ActionRow, "index" | "leaseUntil" | "attempts" | "originalParams" | "decidedAt" | "decision" | "scheduledFor" | "executedAt" | "result">): void {
     const index = Number(this.sql.exec("SELECT count(*) AS n FROM actions WHERE contact_id = ?", action.contactId).one().n);
     this.sql.exec(
       `INSERT INTO actions (contact_id, idx, step_id, step_index, round, type, status, identity_id, params, reasoning, digest, proposed_at, error, generation)
@@ -221,7 +223,6 @@ export class RunStore {
       action.error,
       action.generation === null ? null : JSON.stringify(action.generation),
     );
-    return this.action(action.contactId, index)!;
   }
 
   /**

@@ -2,12 +2,11 @@ import { wallClock } from "../lib/timezone";
 import type { SenderSnapshot } from "./spec";
 
 export type SendWindow = NonNullable<SenderSnapshot["send_window"]>;
-type Window = SendWindow;
 
 const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
 
 /** Whether `at` falls inside the window, on the window's own clock. ISO weekdays: 1 Mon ... 7 Sun. */
-export function inWindow(window: Window, at: number): boolean {
+export function inWindow(window: SendWindow, at: number): boolean {
   const t = wallClock(new Date(at), window.timezone);
   const isoDay = t.weekday === 0 ? 7 : t.weekday;
   const now = t.hour * 60 + t.minute;
@@ -20,7 +19,7 @@ export function inWindow(window: Window, at: number): boolean {
  * over the whole window), then walks back minute by minute to the exact opening; a week
  * covers every case.
  */
-export function nextOpening(window: Window, from: number): number {
+export function nextOpening(window: SendWindow, from: number): number {
   const MINUTE = 60_000;
   let t = Math.ceil(from / MINUTE) * MINUTE;
   if (inWindow(window, t)) return t;

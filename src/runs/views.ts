@@ -46,7 +46,7 @@ export function toActionJson(a: ActionRow) {
 export type ActionJson = ReturnType<typeof toActionJson>;
 
 /** A contact's progress through the run, with its details as the run knows them. */
-export function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionRow[]) {
+function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionRow[]) {
   const finished = c.currentStep >= spec.steps.length;
   const s = c.snapshot;
   return {
@@ -61,7 +61,6 @@ export function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionR
     actions: actions.map(toActionJson),
   };
 }
-export type ContactProgress = ReturnType<typeof toContactProgress>;
 
 /** The run's summary and one budgeted page of its contacts, as the run object answers it. */
 export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
@@ -115,12 +114,20 @@ export type RunView = ReturnType<typeof runView>;
 export async function withSendEstimates(db: D1Database, sql: SqlStorage, spec: RunPlan, view: RunView, now = Date.now()): Promise<RunView> {
   const onPage = new Map(view.contacts.flatMap((c) => c.actions.filter((a) => a.status === "pending_approval" && a.type === "email_message").map((a) => [`${c.contact_id}/${a.index}`, a])));
   if (onPage.size === 0 || !spec.sender) return view;
-  const waiting = Number(sql.exec(`SELECT count(*) AS n FROM actions WHERE type = 'email_message' AND attempts = 0 AND status IN ('approved', 'auto_approved', 'scheduled')`).one().n);
-  const order = sql.exec(`SELECT contact_id, idx FROM actions WHERE type = 'email_message' AND status = 'pending_approval' ORDER BY proposed_at, contact_id, idx`).toArray();
-  const rank = new Map(order.map((r, i) => [`${r.contact_id}/${r.idx}`, waiting + i]));
-  const last = Math.max(...[...onPage.keys()].map((k) => rank.get(k) ?? 0));
-  const slots = await sendEstimates(db, spec.sender.id, spec.sender.send_window ?? null, now, last + 1).catch(() => []);
-  for (const [key, action] of onPage) action.estimated_send_at = iso(slots[rank.get(key) ?? -1] ?? null);
+  // Each page email's place in the run's queue, ranked inside SQLite: no other row is copied out.
+  const places = sql
+    .exec(
+      `WITH queue AS (SELECT contact_id, idx, row_number() OVER (ORDER BY proposed_at, contact_id, idx) - 1 AS n
+                      FROM actions WHERE type = 'email_message' AND status = 'pending_approval')
+       SELECT queue.contact_id || '/' || queue.idx AS key, queue.n + (SELECT count(*) FROM actions WHERE type = 'email_message'
+                AND attempts = 0 AND status IN ('approved', 'auto_approved', 'scheduled')) AS place
+       FROM queue JOIN json_each(?) page ON page.value = queue.contact_id || '/' || queue.idx`,
+      JSON.stringify([...onPage.keys()]),
+    )
+    .toArray();
+  const place = new Map(places.map((r) => [r.key as string, Number(r.place)]));
+  const slots = await sendEstimates(db, spec.sender.id, spec.sender.send_window ?? null, now, Math.max(...place.values()) + 1).catch(() => []);
+  for (const [key, action] of onPage) action.estimated_send_at = iso(slots[place.get(key) ?? -1] ?? null);
   return view;
 }
 
