@@ -1,9 +1,9 @@
 import { and, eq } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { contacts, events } from "../db/schema";
+import { contacts } from "../db/schema";
 import type { Env } from "../env";
 import { newId } from "../lib/ids";
-import { signalContacts } from "../runs/stop-signals";
+import { recordEvents } from "../events/record-events";
 
 /**
  * Opts a contact of the workspace out and stops every sequence it is in, whichever way the
@@ -18,8 +18,7 @@ export async function unsubscribeContact(db: Db, env: Env, workspaceId: string, 
     .where(and(eq(contacts.workspaceId, workspaceId), eq(contacts.id, contactId), eq(contacts.unsubscribed, false)))
     .returning({ id: contacts.id });
   if (!changed) return false;
-  // Recorded once, as the event the API would record, so eligibility and stops see it the same way.
-  await db.insert(events).values({ id: newId("evt"), workspaceId, contactId, type: "contact.unsubscribed", url: null, properties: { source }, occurredAt: now, createdAt: now });
-  await signalContacts(db, env, workspaceId, { stops: [{ contactId, reason: "unsubscribe" }] });
+  // Recorded once, as the event the API records, which stops every sequence of the contact.
+  await recordEvents(db, env, workspaceId, [{ id: newId("evt"), workspaceId, contactId, type: "contact.unsubscribed", url: null, properties: { source }, occurredAt: now, createdAt: now }]);
   return true;
 }

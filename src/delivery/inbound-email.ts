@@ -124,7 +124,7 @@ async function record(db: Db, env: Env, matches: ReplyMatch[], messageId: string
   const now = new Date();
   const fresh: ReplyMatch[] = [];
   for (const match of matches) {
-    if (!messageId || !(await alreadyRecorded(db, match.contactId, messageId))) fresh.push(match);
+    if (!messageId || !(await alreadyRecorded(db, match.contactId, "email.replied", "message_id", messageId))) fresh.push(match);
   }
   for (const [workspaceId, group] of Map.groupBy(fresh, (m) => m.workspaceId)) {
     const rows: EventRow[] = group.map((m) => ({

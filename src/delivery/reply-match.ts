@@ -71,12 +71,15 @@ export async function matchBySender(db: Db, recipient: string, senders: string[]
   return rows.map((row) => ({ ...row, matchedBy: "sender" as const }));
 }
 
-/** Whether this incoming message was recorded as the contact's reply already (the same mail delivered twice). */
-export async function alreadyRecorded(db: Db, contactId: string, messageId: string): Promise<boolean> {
+/**
+ * Whether the contact has an event of `type` whose `property` is `value` already: how a report
+ * that arrives twice (the same reply, the same provider event) is recorded once.
+ */
+export async function alreadyRecorded(db: Db, contactId: string, type: string, property: "message_id" | "delivery_id", value: string): Promise<boolean> {
   const [row] = await db
     .select({ id: events.id })
     .from(events)
-    .where(and(eq(events.contactId, contactId), eq(events.type, "email.replied"), sql`json_extract(${events.properties}, '$.message_id') = ${messageId}`))
+    .where(and(eq(events.contactId, contactId), eq(events.type, type), sql`json_extract(${events.properties}, ${`$.${property}`}) = ${value}`))
     .limit(1);
   return row !== undefined;
 }

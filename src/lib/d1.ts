@@ -14,11 +14,13 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 /** How many rows of `columns` bound values fit one statement, leaving `reserved` for the rest. */
 export const rowsPerStatement = (columns: number, reserved = 0) => Math.floor((D1_MAX_PARAMS - reserved) / columns);
 
-/** SQLite's UNIQUE constraint failure, as D1 reports it. */
-export function isUniqueViolation(error: unknown): boolean {
-  const text = `${String(error)} ${error instanceof Error && error.cause ? String(error.cause) : ""}`;
-  return text.includes("UNIQUE constraint failed");
+/** Whether a D1 error, or the SQLite error it wraps as its cause, says `text`. */
+export function d1ErrorSays(error: unknown, text: string): boolean {
+  return `${String(error)} ${error instanceof Error && error.cause ? String(error.cause) : ""}`.includes(text);
 }
+
+/** SQLite's UNIQUE constraint failure, as D1 reports it. */
+export const isUniqueViolation = (error: unknown) => d1ErrorSays(error, "UNIQUE constraint failed");
 
 /** Runs chunked reads of one shape in a single D1 round trip and joins their rows. */
 export async function batchRead<Row>(db: Db, reads: (BatchItem<"sqlite"> & PromiseLike<Row[]>)[]): Promise<Row[]> {

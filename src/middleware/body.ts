@@ -5,7 +5,7 @@ import { ApiError, validationError, type ErrorDetail } from "../lib/errors";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** No body nests deeper than this, so nothing that walks it recursively can overflow. */
-export const MAX_BODY_DEPTH = 64;
+const MAX_BODY_DEPTH = 64;
 /** Keys that name an object's prototype machinery: dropped or dangerous downstream, so refused. */
 const RESERVED_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;

@@ -10,9 +10,10 @@ import { ApiError, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { verifyWebhook } from "../lib/standard-webhooks";
 import { ResendEvent, taggedDeliveryId } from "../schemas/inbound";
+import { alreadyRecorded } from "../delivery/reply-match";
 
 /** Resend's events are small; anything near this is not one of them. */
-export const MAX_INBOUND_BYTES = 256 * 1024;
+const MAX_INBOUND_BYTES = 256 * 1024;
 
 type Move = { status: string; from: string[]; events: string[] };
 
@@ -89,11 +90,7 @@ async function applyEvent(db: Db, env: Env, event: ResendEvent, webhookId: strin
   // the status may have died before its events were written, so a repeat that finds the status
   // moved and the events missing records them: a bounce or complaint is never lost.
   if (!moved) {
-    const recorded =
-      delivery.status !== move.status ||
-      (await env.DB.prepare(`SELECT 1 FROM events WHERE contact_id = ? AND type = ? AND json_extract(properties, '$.delivery_id') = ? LIMIT 1`)
-        .bind(delivery.contactId, move.events[0], delivery.id)
-        .first());
+    const recorded = delivery.status !== move.status || (await alreadyRecorded(db, delivery.contactId, move.events[0]!, "delivery_id", delivery.id));
     if (recorded) return skip("status already moved", { delivery_id: delivery.id, status: delivery.status });
   }
 

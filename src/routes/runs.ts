@@ -76,7 +76,10 @@ export const runs = new Hono<AppEnv>()
     // The run object answers for its own workspace; before it starts, D1 holds the run.
     let run = (await runStub(c.env, runId).view(workspaceId, { offset, limit, status })) ?? (await queuedView(db, workspaceId, runId, { offset, limit, status }));
     // Runs started before the object kept its job id and trigger: those come from D1.
-    if (!run.job_id) run = { ...run, ...pick(toRunJson((await findRun(db, workspaceId, runId))!), ["job_id", "trigger"]) };
+    if (!run.job_id) {
+      const { job_id, trigger } = toRunJson((await findRun(db, workspaceId, runId))!);
+      run = { ...run, job_id, trigger };
+    }
     // A started, unfinished run's object is told of every change to its contacts' details;
     // for a queued or finished run the current details come from D1.
     let { contacts } = run;
@@ -132,13 +135,15 @@ export const runs = new Hono<AppEnv>()
 /** A run whose object has not started (still queued, or cancelled before it started): its D1 row and trigger list. */
 async function queuedView(db: Db, workspaceId: string, runId: string, page: ContactsPage): Promise<RunView> {
   const where = eq(runContacts.runId, runId);
+  // Every contact of a run that has not started is pending: any other status matches none.
+  const none = page.status !== undefined && page.status !== "pending";
   const [[row], targets, [totals]] = await db.batch([
     db.select().from(runsTable).where(and(eq(runsTable.workspaceId, workspaceId), eq(runsTable.id, runId))),
-    db.select().from(runContacts).where(where).orderBy(asc(runContacts.position)).limit(page.status && page.status !== "pending" ? 0 : page.limit).offset(page.offset),
+    db.select().from(runContacts).where(where).orderBy(asc(runContacts.position)).limit(none ? 0 : page.limit).offset(page.offset),
     db.select({ total: count() }).from(runContacts).where(where),
   ]);
   if (!row) throw notFound("run");
-  const total = page.status && page.status !== "pending" ? 0 : totals!.total;
+  const total = none ? 0 : totals!.total;
   const contacts = targets.map((t) => ({ contact_id: t.contactId, contact: null, status: "pending" as const, current_step: 0, current_step_id: null, next_step_at: null, stop_reason: null, actions: [] }));
   const next = page.offset + contacts.length;
   return { ...toRunJson(row), contacts_total: total, contacts_next_offset: next < total ? next : null, contacts };
@@ -161,4 +166,3 @@ async function chooseContacts(db: Db, agent: AgentRow, config: AgentConfig, requ
   return { eligible, pathOf: () => "monitoring.filter" };
 }
 
-const pick = <T extends object, K extends keyof T>(value: T, keys: K[]) => Object.fromEntries(keys.map((k) => [k, value[k]])) as Pick<T, K>;

@@ -3,7 +3,7 @@ import type { AgentConfig } from "../agents/agent-record";
 import type { Db } from "../db/client";
 import { agents, runContacts, runs } from "../db/schema";
 import type { Env } from "../env";
-import { chunk, rowsPerStatement } from "../lib/d1";
+import { chunk, rowsPerStatement, d1ErrorSays } from "../lib/d1";
 import { newId } from "../lib/ids";
 import { emptyCounts } from "./machine";
 import type { RunStep } from "./spec";
@@ -39,7 +39,7 @@ async function writeRun(db: Db, statements: Parameters<Db["batch"]>[0]): Promise
   try {
     await db.batch(statements);
   } catch (error) {
-    if (String(error).includes("in_active_run") || String((error as Error).cause).includes("in_active_run")) throw new ActiveRunConflict();
+    if (d1ErrorSays(error, "in_active_run")) throw new ActiveRunConflict();
     throw error;
   }
 }

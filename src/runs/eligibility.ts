@@ -69,7 +69,7 @@ export function skipReason(scope: EligibilityScope): SQL<SkipReason | null> {
 }
 
 /** Bound parameters `skipReason` uses at most, besides the caller's own. */
-export const SKIP_REASON_PARAMS = 5;
+const SKIP_REASON_PARAMS = 5;
 
 /** The reads `eligibleContacts` batches: each chunk of ids with its skip reason, or none when not in the workspace. */
 export function candidateReads(db: Db, scope: EligibilityScope, candidates: string[]) {

@@ -19,7 +19,7 @@ export type ContactSignals = {
 };
 
 /** The contact fields a run keeps (and shows, and writes its proposals from). */
-export const DETAIL_FIELDS = ["email", "first_name", "last_name", "company", "job_title", "lifecycle_stage", "linkedin_url"] as const;
+const DETAIL_FIELDS = ["email", "first_name", "last_name", "company", "job_title", "lifecycle_stage", "linkedin_url"] as const;
 export const changesDetails = (body: object) => DETAIL_FIELDS.some((field) => field in body);
 
 /** What the run object keeps of a contact, from its D1 row. */

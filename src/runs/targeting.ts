@@ -8,7 +8,7 @@ import { skipReason, type Eligibility, type EligibilityScope, type SkipReason } 
 const DAY = 24 * 60 * 60 * 1000;
 
 /** At most this many skipped contacts are reported for one default-targeting trigger. */
-export const SKIPPED_LIMIT = 1000;
+const SKIPPED_LIMIT = 1000;
 
 /** SQL for `monitoring.filter` (CONTRACT.md section 3): members combine with AND. */
 export function filterConditions(workspaceId: string, filter: MonitoringFilter, now = Date.now()): SQL[] {

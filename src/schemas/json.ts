@@ -1,15 +1,15 @@
 import { z } from "zod";
 
 /** Free JSON (contact and event `properties`, approve `params`) nests at most this many levels. */
-export const MAX_FREE_JSON_DEPTH = 32;
+const MAX_FREE_JSON_DEPTH = 32;
 /** ...and serialises to at most this many bytes of UTF-8. */
-export const MAX_FREE_JSON_BYTES = 64 * 1024;
+const MAX_FREE_JSON_BYTES = 64 * 1024;
 
 /**
  * How many containers deep `value` nests (0 for a scalar, 1 for `{}`), walked without
  * recursion and given up as soon as it passes `limit`.
  */
-export function jsonDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+function jsonDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
   let deepest = 0;
   const pending: [unknown, number][] = [[value, 0]];
   while (pending.length > 0) {

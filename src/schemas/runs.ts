@@ -3,6 +3,7 @@ import { ACTION, CONTACT, RUN_STATUSES } from "../runs/machine";
 import { SKIP_REASONS } from "../runs/eligibility";
 import { decimal, ListMeta, Pagination, Timestamp, WHOLE } from "./common";
 import { freeJsonObject } from "./json";
+import { TRANSPORTS } from "../delivery/email-sender";
 
 export const TriggerBody = z
   .strictObject({
@@ -153,7 +154,7 @@ export const RunDetail = z.object({
 export const RunEnvelope = z.object({ status: z.literal("success"), run: Run });
 export const ActionEnvelope = z.object({ status: z.literal("success"), action: Action });
 
-export const DELIVERY_STATUSES = ["scheduled", "sending", "sent", "delivered", "bounced", "complained", "failed"] as const;
+const DELIVERY_STATUSES = ["scheduled", "sending", "sent", "delivered", "bounced", "complained", "failed"] as const;
 export const ListOutboxQuery = Pagination.extend({
   run_id: z.string().max(64).optional(),
   contact_id: z.string().max(64).optional(),
@@ -167,7 +168,7 @@ export const Delivery = z
     contact: z.object({ id: z.string(), email: z.string(), first_name: z.string().nullable(), last_name: z.string().nullable() }).nullable(),
     identity: z.object({ id: z.string(), first_name: z.string(), last_name: z.string().nullable(), email_address: z.string().nullable() }).nullable(),
     params: z.record(z.string(), z.json()),
-    transport: z.enum(["outbox", "resend", "cloudflare"]).meta({
+    transport: z.enum(TRANSPORTS).meta({
       description: "How it left. LinkedIn, CRM and task actions are always `outbox`: delivered here for a person or an integration to carry out",
     }),
     status: z.enum(DELIVERY_STATUSES).meta({
