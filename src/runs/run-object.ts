@@ -10,7 +10,7 @@ import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { RunStore } from "./run-store";
 import type { ContactSnapshot, RunSpec } from "./spec";
 import { missing, repeat, type DecisionInput, type DecisionResult } from "./decisions";
-import { runView, toActionJson, withSendEstimates, type ContactsPage } from "./views";
+import { runSummary, runView, toActionJson, withSendEstimates, type ContactsPage } from "./views";
 
 /** While approvals keep arriving, the D1 mirror is written at most this often. */
 const MIRROR_BATCH_MS = 1000;
@@ -189,8 +189,7 @@ export class RunObject extends DurableObject<Env> {
     // Run lists read D1: a cancel shows there at once (and is retried by the alarm if D1 fails).
     await this.#mirror();
     await this.#schedule();
-    const { contacts: _c, contacts_total: _t, contacts_next_offset: _n, ...summary } = runView(this.#store, this.#store.run()!, { offset: 0, limit: 0 });
-    return summary;
+    return runSummary(this.#store, this.#store.run()!);
   }
 
   /** Forgets the run entirely: its deletion with the agent. */

@@ -62,6 +62,25 @@ function toContactProgress(spec: RunPlan, c: ContactRow, actions: ActionRow[]) {
   };
 }
 
+/** The run without its contacts: what a cancel answers, and what heads every page. */
+export function runSummary(store: RunStore, run: RunRow, contactCount = Number(store.sql.exec("SELECT count(*) AS n FROM contacts").one().n)) {
+  const { spec } = run;
+  return {
+    id: spec.runId,
+    job_id: spec.jobId,
+    agent_id: spec.agentId,
+    status: run.status,
+    trigger: spec.trigger,
+    contact_count: contactCount,
+    counts: store.counts(),
+    usage: store.usage(),
+    created_at: iso(spec.triggeredAt)!,
+    started_at: iso(run.startedAt),
+    completed_at: iso(run.completedAt),
+    error: run.error,
+  };
+}
+
 /** The run's summary and one budgeted page of its contacts, as the run object answers it. */
 export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
   const { spec } = run;
@@ -85,18 +104,7 @@ export function runView(store: RunStore, run: RunRow, page: ContactsPage) {
   const contacts = kept.map((row) => toContactProgress(spec, row, actions.get(row.contactId) ?? []));
   const next = page.offset + contacts.length;
   return {
-    id: spec.runId,
-    job_id: spec.jobId,
-    agent_id: spec.agentId,
-    status: run.status,
-    trigger: spec.trigger,
-    contact_count: page.status ? count("") : total,
-    counts: store.counts(),
-    usage: store.usage(),
-    created_at: iso(spec.triggeredAt)!,
-    started_at: iso(run.startedAt),
-    completed_at: iso(run.completedAt),
-    error: run.error,
+    ...runSummary(store, run, page.status ? count("") : total),
     contacts_total: total,
     contacts_next_offset: next < total ? next : null,
     contacts,
