@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { localDay } from "../src/delivery/send-days";
 import { api, makeWorkspace, type Json } from "./helpers";
 import { makeContacts } from "./run-helpers";
-import { DAY, EMAIL_STEP, advance, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeIdentity, makeStepsAgent, startRun } from "./engine-helpers";
+import { DAY, EMAIL_STEP, advance, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeIdentity, makeStepsAgent, startRun } from "./engine-helpers";
 
 const today = () => localDay(Date.now(), "UTC");
 const tomorrow = () => localDay(Date.now() + DAY, "UTC");
@@ -103,14 +103,11 @@ describe("an identity's daily limit", () => {
 
   it("estimates each pending email its own slot, inside the send window", async () => {
     const { key } = await makeWorkspace();
-    // Open only on tomorrow's weekday, 09:00-17:00 UTC: closed now whatever the hour.
-    const tomorrowIso = ((new Date().getUTCDay() || 7) % 7) + 1;
-    const identity = await makeIdentity(key, { daily_limit: 2, send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
-    const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+    const closed = await agentClosedUntilTomorrow(key, { daily_limit: 2 });
     const contacts = [await makeContact(key), await makeContact(key), await makeContact(key)];
-    const runId = await startRun(key, agent.id, contacts.map((c) => c.id));
+    const runId = await startRun(key, closed.agent.id, contacts.map((c) => c.id));
     const estimates = (await getRun(key, runId)).contacts.map((c: Json) => c.actions[0].estimated_send_at).sort();
-    const opening = nextUtcMidnight() + 9 * 3_600_000;
+    const opening = closed.opening.getTime();
     // Two fit tomorrow; the third waits a week for the window's next day.
     expect(estimates).toEqual([opening, opening, opening + 7 * DAY].map((t) => new Date(t).toISOString()));
 

@@ -5,7 +5,7 @@ import { expect } from "vitest";
 import { createDb } from "../src/db/client";
 import { deliveries } from "../src/db/schema";
 import type { RunObject } from "../src/runs/run-object";
-import { api, makeAgent, type Json } from "./helpers";
+import { api, makeAgent, makeIdentity, makeWorkspace, type Json } from "./helpers";
 import { drive, getRun, trigger as triggerRequest } from "./run-helpers";
 
 // Factories and probes shared by the run engine, action and stop tests.
@@ -16,12 +16,6 @@ export async function makeContact(key: string, overrides: Json = {}): Promise<Js
   const res = await api("/v1/contacts", { method: "POST", key, body: { email: `engine${++counter}@example.com`, ...overrides } });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.contact;
-}
-
-export async function makeIdentity(key: string, overrides: Json = {}): Promise<Json> {
-  const res = await api("/v1/identities", { method: "POST", key, body: { first_name: "Sam", last_name: "Sender", email_address: "sam@cairn.example", ...overrides } });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body.identity;
 }
 
 /** An agent whose playbook is `steps` (capabilities wide enough for any of them), sending as a new identity unless `identity_id` is given. */
@@ -35,12 +29,12 @@ export async function makeStepsAgent(key: string, steps: Json[], overrides: Json
 
 /**
  * An email agent whose sender's window opens only tomorrow (UTC), so it is closed now
- * whatever the hour; `opening` is tomorrow at 09:00 UTC.
+ * whatever the hour; `opening` is tomorrow at 09:00 UTC. `identity` is merged into the sender.
  */
-export async function agentClosedUntilTomorrow(key: string): Promise<{ agent: Json; opening: Date }> {
+export async function agentClosedUntilTomorrow(key: string, identity: Json = {}): Promise<{ agent: Json; opening: Date }> {
   const tomorrowIso = ((new Date().getUTCDay() || 7) % 7) + 1;
-  const identity = await makeIdentity(key, { send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
-  const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+  const sender = await makeIdentity(key, { ...identity, send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
+  const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: sender.id });
   const opening = new Date();
   opening.setUTCDate(opening.getUTCDate() + 1);
   opening.setUTCHours(9, 0, 0, 0);
@@ -57,6 +51,9 @@ export const EMAIL_STEP = {
   },
 };
 
+/** EMAIL_STEP, then a follow-up email a day later. */
+export const TWO_STEPS = [EMAIL_STEP, { id: "follow_up", action: "email_message", wait: { days: 1 } }];
+
 /** Triggers the agent for these contacts, asserting 200; the run id. */
 export async function trigger(key: string, agentId: string, contactIds: string[]): Promise<string> {
   const res = await triggerRequest(key, agentId, { contact_ids: contactIds });
@@ -64,7 +61,7 @@ export async function trigger(key: string, agentId: string, contactIds: string[]
   return res.body.run_id as string;
 }
 
-export { drive, getRun };
+export { drive, getRun, makeIdentity };
 
 /** The run object's own view of the run (all contacts on one page), read inside the object. */
 export const viewOf = (runId: string) =>
@@ -96,6 +93,22 @@ export async function startRun(key: string, agentId: string, contactIds: string[
   return runId;
 }
 
+/** A new workspace's run whose one contact (Dana at Globex unless `contact` is given) has its first email pending approval; `steps` default to that email alone. */
+export async function pendingEmail(steps: Json[] = [EMAIL_STEP], contact: Json = { first_name: "Dana", company: "Globex" }) {
+  const { workspaceId, key } = await makeWorkspace();
+  const agent = await makeStepsAgent(key, steps);
+  const made = await makeContact(key, contact);
+  const runId = await startRun(key, agent.id, [made.id]);
+  return { workspaceId, key, agent, contact: made, runId, actionKey: `${runId}/${made.id}/0` };
+}
+
+/** Approves the contact's first action (asserted 200), runs what is due, and answers the contact's progress. */
+export async function approveAndDrive(key: string, runId: string, contactId: string) {
+  expect((await approve(key, runId, contactId, 0)).status).toBe(200);
+  await drive(runId);
+  return contactOf(await getRun(key, runId), contactId);
+}
+
 const actionPath = (runId: string, contactId: string, index: number) => `/v1/agents/runs/${runId}/contacts/${contactId}/actions/${index}`;
 
 export const approve = (key: string, runId: string, contactId: string, index: number, body?: Json) =>
@@ -104,10 +117,19 @@ export const approve = (key: string, runId: string, contactId: string, index: nu
 export const reject = (key: string, runId: string, contactId: string, index: number, body?: Json) =>
   api(`${actionPath(runId, contactId, index)}/reject`, { method: "POST", key, body: body ?? {} });
 
+export const cancel = (key: string, runId: string) => api(`/v1/agents/runs/${runId}/cancel`, { method: "POST", key });
+
 export async function outbox(key: string, query = ""): Promise<Json> {
   const res = await api(`/v1/outbox${query}`, { key });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body;
+}
+
+/** The contact's events of one type, newest first. */
+export async function eventsOf(key: string, contactId: string, type: string): Promise<Json[]> {
+  const res = await api(`/v1/contacts/${contactId}/events?type=${type}`, { key });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body.events;
 }
 
 /** Delivery rows in D1 for one action, whatever the API shows. */

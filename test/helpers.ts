@@ -58,9 +58,12 @@ export function expectError(res: ApiResponse, status: number, code: string): Jso
   return res.body;
 }
 
-/** A sending identity: outbound steps cannot be triggered without one. */
-export async function makeSender(key: string): Promise<string> {
-  const res = await api("/v1/identities", { method: "POST", key, body: { first_name: "Sam", last_name: "Sender", email_address: "sam@cairn.example" } });
+/** A sending identity, Sam Sender <sam@cairn.example> unless `overrides` say otherwise. */
+export async function makeIdentity(key: string, overrides: Json = {}): Promise<Json> {
+  const res = await api("/v1/identities", { method: "POST", key, body: { first_name: "Sam", last_name: "Sender", email_address: "sam@cairn.example", ...overrides } });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body.identity.id;
+  return res.body.identity;
 }
+
+/** The id of a new default identity: outbound steps cannot be triggered without a sender. */
+export const makeSender = async (key: string): Promise<string> => (await makeIdentity(key)).id;

@@ -1,7 +1,6 @@
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { approve, contactOf, getRun, makeContact, makeStepsAgent, startRun } from "./engine-helpers";
-import { admin, api, expectError, makeAgent, makeWorkspace, type ApiResponse, type Json } from "./helpers";
+import { admin, api, expectError, makeAgent, makeWorkspace, type Json } from "./helpers";
 import { makeContacts, trigger } from "./run-helpers";
 
 // CONTRACT.md section 9: hostile input is a 400 (or a correct answer), never a 500.
@@ -20,11 +19,8 @@ const email = () => `hostile${++emails}@example.com`;
 /** POST /v1/contacts with a raw JSON body. */
 const postContactText = (key: string, text: string) => api("/v1/contacts", { method: "POST", key, body: text });
 
-/** Sends `body` as is, with no Authorization unless `headers` has one. */
-async function send(path: string, body: BodyInit, headers: Record<string, string> = {}): Promise<ApiResponse> {
-  const res = await exports.default.fetch(`https://cairn.test${path}`, { method: "POST", headers, body });
-  return { status: res.status, headers: res.headers, body: JSON.parse(await res.text()) };
-}
+/** POSTs `body` as is, with no Authorization unless `headers` has one. */
+const send = (path: string, body: string, headers: Record<string, string> = {}) => api(path, { method: "POST", body, headers });
 
 describe("string filters longer than D1's LIKE pattern limit", () => {
   it("finds contacts by a 200-character search, case-insensitively and with % and _ literal", async () => {

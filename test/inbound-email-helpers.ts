@@ -2,12 +2,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import worker from "../src/index";
-import { api, makeWorkspace, type Json } from "./helpers";
-import { EMAIL_STEP, approve, deliveryRows, makeContact, makeIdentity, makeStepsAgent, startRun } from "./engine-helpers";
+import { makeWorkspace } from "./helpers";
+import { TWO_STEPS, approve, deliveryRows, makeContact, makeIdentity, makeStepsAgent, startRun } from "./engine-helpers";
 
 // Real MIME messages handed to the Worker's email() handler, as Email Routing would.
-
-export const TWO_STEPS = [EMAIL_STEP, { id: "follow_up", action: "email_message", wait: { days: 1 } }];
 
 type Mail = { from: string; to: string; subject?: string; messageId?: string; headers?: Record<string, string>; body?: string };
 
@@ -87,11 +85,4 @@ export async function sentEmail() {
   const [sent] = await deliveryRows(runId, contact.id, 0);
   expect(sent!.messageId).toBe(`<${sent!.id}@cairn.example>`);
   return { workspaceId, key, runId, contact, sender: identity.email_address as string, delivery: { id: sent!.id, messageId: sent!.messageId! } };
-}
-
-/** The contact's events of one type, newest first. */
-export async function eventsOf(key: string, contactId: string, type: string): Promise<Json[]> {
-  const res = await api(`/v1/contacts/${contactId}/events?type=${type}`, { key });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body.events;
 }

@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import { automaticReason, MAX_RAW_BYTES } from "../src/delivery/inbound-email";
 import { unsubscribeToken } from "../src/delivery/unsubscribe";
 import { api } from "./helpers";
-import { advance, contactOf, deliveryRows, getRun, waitForAction } from "./engine-helpers";
-import { emailMessage, eventsOf, mime, receive, sentEmail } from "./inbound-email-helpers";
+import { advance, contactOf, deliveryRows, eventsOf, getRun, waitForAction } from "./engine-helpers";
+import { emailMessage, mime, receive, sentEmail } from "./inbound-email-helpers";
 
 const SECRET = "test-unsubscribe-secret"; // vitest.config.ts
 

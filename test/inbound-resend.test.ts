@@ -1,9 +1,9 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { signWebhook, verifyWebhook } from "../src/lib/standard-webhooks";
-import { api, expectError, makeWorkspace, type ApiResponse, type Json } from "./helpers";
-import { EMAIL_STEP, approve, contactOf, deliveryRows, getRun, makeContact, makeStepsAgent, startRun } from "./engine-helpers";
+import { api, expectError, type Json } from "./helpers";
+import { EMAIL_STEP, approve, contactOf, deliveryRows, eventsOf, getRun, pendingEmail } from "./engine-helpers";
 import { trigger } from "./run-helpers";
 
 const SECRET = "whsec_Y2Fpcm4tdGVzdC1yZXNlbmQtd2ViaG9vay1zZWNyZXQ="; // vitest.config.ts
@@ -27,10 +27,7 @@ function signed(payload: Json, { at = new Date(), secret = SECRET, prefix = "svi
   };
 }
 
-async function post({ body, headers }: Signed): Promise<ApiResponse> {
-  const res = await exports.default.fetch("https://cairn.test/v1/inbound/resend", { method: "POST", headers, body });
-  return { status: res.status, headers: res.headers, body: await res.json() };
-}
+const post = ({ body, headers }: Signed) => api("/v1/inbound/resend", { method: "POST", headers, body });
 
 const resendEvent = (type: string, emailId: string, data: Json = {}) => ({
   type,
@@ -38,27 +35,21 @@ const resendEvent = (type: string, emailId: string, data: Json = {}) => ({
   data: { email_id: emailId, from: "sam@cairn.example", to: ["reader@example.com"], subject: "Hello", ...data },
 });
 
-/** A contact emailed through a real run, whose delivery Resend knows as the returned `emailId`. */
+/**
+ * A contact emailed through a real run, whose delivery Resend knows as the returned `emailId`;
+ * `sentAt` is the delivery's updatedAt right after the send.
+ */
 async function emailed(steps: Json[] = [EMAIL_STEP]) {
-  const { key } = await makeWorkspace();
-  const agent = await makeStepsAgent(key, steps);
-  const contact = await makeContact(key);
-  const runId = await startRun(key, agent.id, [contact.id]);
+  const { key, agent, contact, runId } = await pendingEmail(steps, {});
   expect((await approve(key, runId, contact.id, 0)).status).toBe(200);
   const [delivery] = await deliveryRows(runId, contact.id, 0);
   const emailId = crypto.randomUUID();
   // The resend transport stores Resend's id; the outbox one, which these runs use, leaves it null.
   await env.DB.prepare("UPDATE deliveries SET transport = 'resend', provider_message_id = ? WHERE id = ?").bind(emailId, delivery!.id).run();
-  return { key, agent, contact, runId, deliveryId: delivery!.id, emailId };
+  return { key, agent, contact, runId, deliveryId: delivery!.id, emailId, sentAt: delivery!.updatedAt! };
 }
 
 const deliveryOf = async (runId: string, contactId: string) => (await deliveryRows(runId, contactId, 0))[0]!;
-
-async function eventsOf(key: string, contactId: string, type: string): Promise<Json[]> {
-  const res = await api(`/v1/contacts/${contactId}/events?type=${type}`, { key });
-  expect(res.status).toBe(200);
-  return res.body.events;
-}
 
 describe("POST /v1/inbound/resend", () => {
   it("records a hard bounce whose status moved but whose events were lost when the first request died", async () => {
@@ -75,7 +66,7 @@ describe("POST /v1/inbound/resend", () => {
   });
 
   it("marks the delivery delivered and records email.delivered once, however often Resend sends it", async () => {
-    const { key, contact, runId, deliveryId, emailId } = await emailed();
+    const { key, contact, runId, deliveryId, emailId, sentAt } = await emailed();
     const request = signed(resendEvent("email.delivered", emailId));
 
     const first = await post(request);
@@ -85,7 +76,7 @@ describe("POST /v1/inbound/resend", () => {
 
     const delivery = await deliveryOf(runId, contact.id);
     expect(delivery.status).toBe("delivered");
-    expect(delivery.updatedAt).toBeInstanceOf(Date);
+    expect(delivery.updatedAt!.getTime()).toBeGreaterThan(sentAt.getTime());
     const events = await eventsOf(key, contact.id, "email.delivered");
     expect(events).toHaveLength(1);
     expect(events[0]!.properties).toMatchObject({ delivery_id: deliveryId, provider: "resend", webhook_id: request.headers["svix-id"], email_id: emailId });

@@ -25,6 +25,15 @@ export async function makeContacts(key: string, n: number, extra: (i: number) =>
 export const trigger = (key: string, agentId: string, body: Json = {}, headers?: Record<string, string>) =>
   api(`/v1/agents/${agentId}/trigger`, { method: "POST", key, body, headers });
 
+/** How many runs the agent has (the `total` of its run list). */
+export const runCount = async (key: string, agentId: string) => (await api(`/v1/agents/${agentId}/runs`, { key })).body.total as number;
+
+/** POST /v1/events with these events, asserted 201. */
+export async function sendEvents(key: string, events: Json[]) {
+  const res = await api("/v1/events", { method: "POST", key, body: { events } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+}
+
 /** GET /v1/agents/runs/:runId, asserted 200; the run with its contacts. */
 export async function getRun(key: string, runId: string, query = ""): Promise<Json> {
   const res = await api(`/v1/agents/runs/${runId}${query}`, { key });

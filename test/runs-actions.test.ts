@@ -3,6 +3,7 @@ import { api, expectError, makeKey, makeWorkspace, type Json } from "./helpers";
 import {
   EMAIL_STEP,
   ISO_MS,
+  TWO_STEPS,
   advance,
   approve,
   contactOf,
@@ -18,7 +19,7 @@ import {
 } from "./engine-helpers";
 
 /** A workspace with one pending email for one contact (and a second step after a day's wait). */
-async function pendingEmail(steps: Json[] = [EMAIL_STEP, { id: "follow_up", action: "email_message", wait: { days: 1 } }]) {
+async function pendingEmail(steps: Json[] = TWO_STEPS) {
   const { workspaceId, key, keyId } = await makeWorkspace();
   const agent = await makeStepsAgent(key, steps);
   const contact = await makeContact(key, { first_name: "Ada", company: "Acme" });

@@ -5,22 +5,17 @@ import { eq } from "drizzle-orm";
 import { contacts, events } from "../src/db/schema";
 import { newId } from "../src/lib/ids";
 import { api, expectError, makeWorkspace, type Json } from "./helpers";
-import { EMAIL_STEP, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, outbox, reject, startRun, trigger } from "./engine-helpers";
+import { EMAIL_STEP, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, outbox, pendingEmail, reject, startRun, trigger } from "./engine-helpers";
 import { deliverStart, runRow, seedQueuedRun } from "./run-helpers";
 
-async function pendingEmail(contactFields: Json = {}) {
-  const { workspaceId, key } = await makeWorkspace();
-  const agent = await makeStepsAgent(key, [EMAIL_STEP, { id: "later", action: "email_message", wait: { days: 2 } }]);
-  const contact = await makeContact(key, { first_name: "Ada", ...contactFields });
-  const runId = await startRun(key, agent.id, [contact.id]);
-  return { workspaceId, key, agent, contact, runId };
-}
+const STEPS = [EMAIL_STEP, { id: "later", action: "email_message", wait: { days: 2 } }];
+const ADA = { first_name: "Ada" };
 
 const patchContact = (key: string, id: string, body: Json) => api(`/v1/contacts/${id}`, { method: "PATCH", key, body });
 
 describe("a contact deleted while its run is under way", () => {
   it("invalidates its pending action at once, drops it from the counts and answers a later approve with 409", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, ADA);
 
     expect((await api(`/v1/contacts/${contact.id}`, { method: "DELETE", key })).status).toBe(200);
 
@@ -83,7 +78,7 @@ describe("a reply between the trigger and the start", () => {
 
 describe("a contact whose email changes", () => {
   it("invalidates the pending email (contact_changed) and proposes the step again to the new address", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, ADA);
     expect((await patchContact(key, contact.id, { email: "ada.new@example.com" })).status).toBe(200);
     await drive(runId);
 
@@ -116,7 +111,7 @@ describe("a contact whose email changes", () => {
   });
 
   it("never sends to the old address, even when the run was not told of the change", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, ADA);
     // Straight into D1: the change reaches only the send itself.
     await env.DB.prepare("UPDATE contacts SET email = 'silent@example.com', email_key = 'silent@example.com' WHERE id = ?").bind(contact.id).run();
 
@@ -132,7 +127,7 @@ describe("a contact whose email changes", () => {
   });
 
   it("leaves actions alone when only the name changes", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, ADA);
     await patchContact(key, contact.id, { first_name: "Augusta" });
     await drive(runId);
     expect(contactOf(await getRun(key, runId), contact.id).actions.map((a: Json) => a.status)).toStrictEqual(["pending_approval"]);
@@ -141,7 +136,7 @@ describe("a contact whose email changes", () => {
 
 describe("the details a run shows of its contacts", () => {
   it("follow a PATCH and a batch upsert while the run is active, and come from D1 once it has finished", async () => {
-    const { key, contact, runId } = await pendingEmail({ company: "Acme" });
+    const { key, contact, runId } = await pendingEmail(STEPS, { ...ADA, company: "Acme" });
     await patchContact(key, contact.id, { first_name: "Augusta", job_title: "Countess" });
     await api("/v1/contacts/batch", { method: "POST", key, body: { contacts: [{ email: contact.email, company: "Analytical Engines" }] } });
 
@@ -157,7 +152,7 @@ describe("the details a run shows of its contacts", () => {
 
 describe("a digest sent with a decision", () => {
   it("is checked even after someone else decided: an edit-approval makes the old digest a 409", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, ADA);
     const seen = contactOf(await getRun(key, runId), contact.id).actions[0];
     expect((await approve(key, runId, contact.id, 0, { params: { subject: "Edited" } })).status).toBe(200);
 
@@ -167,7 +162,7 @@ describe("a digest sent with a decision", () => {
   });
 
   it("answers a repeat approval with the digest the approver saw with 200 when nothing changed", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, ADA);
     const seen = contactOf(await getRun(key, runId), contact.id).actions[0];
     expect((await approve(key, runId, contact.id, 0, { digest: seen.digest })).status).toBe(200);
     const again = await approve(key, runId, contact.id, 0, { digest: seen.digest });
@@ -176,7 +171,7 @@ describe("a digest sent with a decision", () => {
   });
 
   it("refuses a rejection whose digest differs from the pending action's", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, ADA);
     expectError(await reject(key, runId, contact.id, 0, { digest: "sha256:0000" }), 409, "digest_mismatch");
     expect(contactOf(await getRun(key, runId), contact.id).actions[0].status).toBe("pending_approval");
   });

@@ -5,30 +5,20 @@ import { deliveries } from "../src/db/schema";
 import { newId } from "../src/lib/ids";
 import { candidateReads, type EligibilityScope } from "../src/runs/eligibility";
 import { targetsQuery } from "../src/runs/targeting";
-import { makeIdentity } from "./engine-helpers";
-import { api, expectError, makeAgent, makeWorkspace, type Json } from "./helpers";
-import { makeContacts, trigger } from "./run-helpers";
+import { DAY, cancel } from "./engine-helpers";
+import { api, expectError, makeAgent, makeIdentity, makeWorkspace, type Json } from "./helpers";
+import { getRun, makeContacts, runCount, sendEvents, trigger } from "./run-helpers";
 
 // CONTRACT.md section 8: who a trigger may target, and why the others are skipped.
 
 vi.setConfig({ testTimeout: 30_000 });
 
 const db = () => createDb(env.DB);
-const DAY = 86_400_000;
 const ago = (days: number) => Date.now() - days * DAY;
-const runCount = async (key: string, agentId: string) => (await api(`/v1/agents/${agentId}/runs`, { key })).body.total as number;
 const newestFirst = (skipped: Json[]) => [...skipped].sort((a, b) => (a.contact_id < b.contact_id ? 1 : -1));
 
 /** An email agent with a sender, targeting leads by default. */
-async function emailAgent(key: string, monitoring: Json = {}) {
-  const identity = await makeIdentity(key);
-  return makeAgent(key, { capabilities: ["email"], identity_id: identity.id, monitoring: { filter: { lifecycle_stage: ["lead"] }, ...monitoring } });
-}
-
-async function sendEvents(key: string, events: Json[]) {
-  const res = await api("/v1/events", { method: "POST", key, body: { events } });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-}
+const emailAgent = (key: string, monitoring: Json = {}) => makeAgent(key, { capabilities: ["email"], monitoring: { filter: { lifecycle_stage: ["lead"] }, ...monitoring } });
 
 const event = (contactId: string, type: string, at: number) => ({ contact_id: contactId, type, occurred_at: new Date(at).toISOString() });
 
@@ -109,7 +99,7 @@ describe("explicit contact_ids", () => {
     // The contact replies to a first run of the agent, which is then cancelled.
     const first = await trigger(key, agent.id, { contact_ids: [replied!.id] });
     expect(first.status, JSON.stringify(first.body)).toBe(200);
-    expect((await api(`/v1/agents/runs/${first.body.run_id}/cancel`, { method: "POST", key })).status).toBe(200);
+    expect((await cancel(key, first.body.run_id)).status).toBe(200);
     await sendEvents(key, [event(bounced!.id, "email.bounced", ago(100)), event(replied!.id, "email.replied", Date.now())]);
 
     const res = await trigger(key, agent.id, { contact_ids: [bounced!.id, plain!.id, replied!.id] });
@@ -124,7 +114,7 @@ describe("explicit contact_ids", () => {
         { contact_id: replied!.id, reason: "replied" },
       ],
     });
-    const run = (await api(`/v1/agents/runs/${res.body.run_id}`, { key })).body.run;
+    const run = await getRun(key, res.body.run_id);
     expect((run.contacts as Json[]).map((x) => x.contact_id)).toEqual([plain!.id]);
   });
 
@@ -158,7 +148,7 @@ describe("explicit contact_ids", () => {
     }
     expect(await runCount(key, agent.id)).toBe(1);
     // Once the run is over the contact may be targeted again.
-    expect((await api(`/v1/agents/runs/${first.body.run_id}/cancel`, { method: "POST", key })).status).toBe(200);
+    expect((await cancel(key, first.body.run_id)).status).toBe(200);
     expect((await trigger(key, agent.id, { contact_ids: [contact!.id] })).status).toBe(200);
   });
 
@@ -210,7 +200,7 @@ describe("default targeting", () => {
         { contact_id: c.linkedinReached, reason: "cooldown" },
       ]),
     );
-    const run = (await api(`/v1/agents/runs/${res.body.run_id}`, { key })).body.run;
+    const run = await getRun(key, res.body.run_id);
     const targeted = [c.plain, c.oldReach, c.notesOnly, c.otherAgent, c.oldReply, c.replyBeforeRun];
     expect(new Set((run.contacts as Json[]).map((x) => x.contact_id))).toEqual(new Set(targeted));
     expect(res.body.contact_count).toBe(targeted.length);
@@ -279,7 +269,7 @@ describe("default targeting", () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body).toMatchObject({ contact_count: 2, skipped: [{ contact_id: skippedMid!.id, reason: "unsubscribed" }] });
     expect(res.body.skipped.map((s: Json) => s.contact_id)).not.toContain(skippedOld!.id);
-    const run = (await api(`/v1/agents/runs/${res.body.run_id}`, { key })).body.run;
+    const run = await getRun(key, res.body.run_id);
     expect((run.contacts as Json[]).map((x) => x.contact_id)).toEqual([e3!.id, e2!.id]);
   });
 
@@ -296,7 +286,7 @@ describe("default targeting", () => {
     expect(res.body.contact_count).toBe(1);
     expect(res.body.skipped).toHaveLength(1000);
     expect(res.body.skipped.map((s: Json) => s.contact_id)).toEqual(skipped.sort().reverse().slice(0, 1000));
-    const run = (await api(`/v1/agents/runs/${res.body.run_id}`, { key })).body.run;
+    const run = await getRun(key, res.body.run_id);
     expect((run.contacts as Json[]).map((x) => x.contact_id)).toEqual([eligible!.id]);
   });
 });

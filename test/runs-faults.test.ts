@@ -7,7 +7,7 @@ import { contacts } from "../src/db/schema";
 import { builtinGenerator } from "../src/runs/generators/builtin";
 import { MAX_ATTEMPTS } from "../src/runs/run-engine";
 import { makeWorkspace, type Json } from "./helpers";
-import { EMAIL_STEP, advance, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, runSql, runStub, startRun, trigger } from "./engine-helpers";
+import { EMAIL_STEP, advance, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, pendingEmail, runSql, runStub, startRun, trigger } from "./engine-helpers";
 
 // Faults are real: D1 refuses writes through SQLite triggers, the generator throws.
 const guards: string[] = [];
@@ -26,18 +26,11 @@ afterEach(async () => {
 const quiet = () => vi.spyOn(console, "error").mockImplementation(() => {});
 
 const TWO_STEPS = [EMAIL_STEP, { id: "follow_up", action: "email_message", wait: { days: 2 } }];
-
-async function pendingEmail(steps: Json[] = [EMAIL_STEP]) {
-  const { key } = await makeWorkspace();
-  const agent = await makeStepsAgent(key, steps);
-  const contact = await makeContact(key, { first_name: "Ada" });
-  const runId = await startRun(key, agent.id, [contact.id]);
-  return { key, agent, contact, runId };
-}
+const ADA = { first_name: "Ada" };
 
 describe("an executor that throws", () => {
   it("is retried with backoff, then the action fails with its error after MAX_ATTEMPTS and the run finishes", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail([EMAIL_STEP], ADA);
     await refuse("deliveries", runId);
     quiet();
 
@@ -55,7 +48,7 @@ describe("an executor that throws", () => {
   });
 
   it("sends exactly once when a retry after failures succeeds", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail([EMAIL_STEP], ADA);
     const heal = await refuse("deliveries", runId);
     quiet();
     expect((await approve(key, runId, contact.id, 0)).body.action.status).toBe("scheduled");
@@ -118,7 +111,7 @@ describe("a generator that throws", () => {
 
 describe("a D1 mirror that throws", () => {
   it("loses no step: after a send whose summary D1 refused, the next step is still proposed", async () => {
-    const { key, contact, runId } = await pendingEmail(TWO_STEPS);
+    const { key, contact, runId } = await pendingEmail(TWO_STEPS, ADA);
     await refuse("runs", runId);
     quiet();
 

@@ -1,4 +1,4 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { configFromRow } from "../src/agents/agent-record";
 import { createDb } from "../src/db/client";
 import { findAgent } from "../src/routes/agents";
@@ -39,6 +39,10 @@ const email = (subject: string, body: string) =>
     choices: [{ index: 0, message: { role: "assistant", content: JSON.stringify({ subject, body, reasoning: "Visited pricing twice." }) }, finish_reason: "stop" }],
     usage: { prompt_tokens: 700, completion_tokens: 60, total_tokens: 760 },
   });
+
+/** The provider's answer while it is busy: `status` (429, 503) with its message and, if given, Retry-After in seconds. */
+const busy = (status: number, message: string, retryAfter?: string) =>
+  HttpResponse.json({ error: { message } }, { status, headers: retryAfter === undefined ? {} : { "Retry-After": retryAfter } });
 
 const prompt = (seen: Seen) => (seen.body.messages as Json[]).map((m) => m.content).join("\n");
 
@@ -98,11 +102,7 @@ describe("a run whose agent writes with a model", () => {
     const contact = await makeContact(key);
     // The reply lands while the model's answer is on its way.
     model(async () => {
-      const res = await exports.default.fetch("https://cairn.test/v1/events", {
-        method: "POST",
-        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ events: [{ contact_id: contact.id, type: "email.replied" }] }),
-      });
+      const res = await api("/v1/events", { method: "POST", key, body: { events: [{ contact_id: contact.id, type: "email.replied" }] } });
       expect(res.status).toBe(201);
       return email("Too late", "Body");
     });
@@ -130,11 +130,7 @@ describe("a run whose agent writes with a model", () => {
   });
 
   it("slows down, not fails, while the provider is busy, then fails only that contact's action with the provider's message", async () => {
-    let calls = 0;
-    model(() => {
-      calls++;
-      return HttpResponse.json({ error: { message: "The server is overloaded" } }, { status: 503, headers: { "Retry-After": "120" } });
-    });
+    const seen = model(() => busy(503, "The server is overloaded", "120"));
     const { key } = await makeWorkspace();
     const agent = await modelAgent(key);
     const contact = await makeContact(key);
@@ -150,15 +146,11 @@ describe("a run whose agent writes with a model", () => {
     const run = await getRun(key, runId);
     expect(contactOf(run, contact.id)).toMatchObject({ status: "failed", stop_reason: "error", actions: [{ status: "failed", error: expect.stringContaining("overloaded") }] });
     expect(run.status).toBe("failed");
-    expect(calls).toBe(MAX_ATTEMPTS);
+    expect(seen.length).toBe(MAX_ATTEMPTS);
   });
 
   it("asks a busy provider for no more contacts in that pass, and holds the rest back until its Retry-After", async () => {
-    let calls = 0;
-    model(() => {
-      calls++;
-      return HttpResponse.json({ error: { message: "Rate limit reached" } }, { status: 429, headers: { "Retry-After": "60" } });
-    });
+    const seen = model(() => busy(429, "Rate limit reached", "60"));
     const { key } = await makeWorkspace();
     const agent = await modelAgent(key);
     const contacts = [];
@@ -167,7 +159,7 @@ describe("a run whose agent writes with a model", () => {
     await drive(runId);
 
     // At most one call per worker: the others were not started once the provider said it was busy.
-    expect(calls).toBeLessThanOrEqual(6);
+    expect(seen.length).toBeLessThanOrEqual(6);
     const run = await getRun(key, runId);
     expect(run.contacts.every((c: Json) => c.status === "pending" && Date.parse(c.next_step_at) - Date.now() > 30_000)).toBe(true);
   });
@@ -176,21 +168,15 @@ describe("a run whose agent writes with a model", () => {
     const { key } = await makeWorkspace();
     const agent = await modelAgent(key);
     const contact = await makeContact(key);
-    let calls = 0;
     // The first answer fails its schema (a corrected second call would follow), and the contact replies meanwhile.
-    model(async () => {
-      calls++;
-      await exports.default.fetch("https://cairn.test/v1/events", {
-        method: "POST",
-        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ events: [{ contact_id: contact.id, type: "email.replied" }] }),
-      });
+    const seen = model(async () => {
+      await api("/v1/events", { method: "POST", key, body: { events: [{ contact_id: contact.id, type: "email.replied" }] } });
       return email("", "");
     });
     const runId = await trigger(key, agent.id, [contact.id]);
     await drive(runId);
 
-    expect(calls).toBe(1);
+    expect(seen.length).toBe(1);
     expect(contactOf(await getRun(key, runId), contact.id)).toMatchObject({ status: "stopped", stop_reason: "reply", actions: [] });
   });
 

@@ -9,18 +9,12 @@ import { builtinGenerator } from "../src/runs/generators/builtin";
 import { MAX_ATTEMPTS } from "../src/runs/run-engine";
 import { MIGRATIONS } from "../src/runs/run-rows";
 import { api, expectError, makeWorkspace, type Json } from "./helpers";
-import { EMAIL_STEP, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, runSql, runStub, startRun } from "./engine-helpers";
+import { EMAIL_STEP, cancel, contactOf, deliveryRows, drive, getRun, makeContact, makeStepsAgent, pendingEmail, runSql, runStub, startRun } from "./engine-helpers";
 import { runRow } from "./run-helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
-async function pendingEmail() {
-  const { key, workspaceId } = await makeWorkspace();
-  const agent = await makeStepsAgent(key, [EMAIL_STEP, { id: "later", action: "email_message", wait: { days: 1 } }]);
-  const contact = await makeContact(key);
-  const runId = await startRun(key, agent.id, [contact.id]);
-  return { key, workspaceId, agent, contact, runId };
-}
+const STEPS = [EMAIL_STEP, { id: "later", action: "email_message", wait: { days: 1 } }];
 
 /** As if an execution of action 0 got through to D1 but its process died before recording it. */
 async function deliveredButUnrecorded(runId: string, contactId: string, status: "scheduled" | "running") {
@@ -37,10 +31,10 @@ async function deliveredButUnrecorded(runId: string, contactId: string, status: 
 
 describe("an action an earlier attempt may have sent", () => {
   it("is recorded completed, not sent again, when the run is cancelled before its retry", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, {});
     await deliveredButUnrecorded(runId, contact.id, "scheduled");
 
-    expect((await api(`/v1/agents/runs/${runId}/cancel`, { method: "POST", key })).status).toBe(200);
+    expect((await cancel(key, runId)).status).toBe(200);
     await drive(runId);
 
     const run = await getRun(key, runId);
@@ -51,7 +45,7 @@ describe("an action an earlier attempt may have sent", () => {
   });
 
   it("is ended, not left open, when nothing went out and the contact stopped meanwhile", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, {});
     await runSql(runId, "UPDATE actions SET status = 'scheduled', attempts = 1, scheduled_for = ?", Date.now() - 1);
     await runSql(runId, "UPDATE contacts SET status = 'processing'");
     await api("/v1/events", { method: "POST", key, body: { events: [{ contact_id: contact.id, type: "email.replied" }] } });
@@ -64,7 +58,7 @@ describe("an action an earlier attempt may have sent", () => {
   });
 
   it("is not taken back when the contact's email changes: the earlier send stands and no new round is written", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, {});
     await deliveredButUnrecorded(runId, contact.id, "scheduled");
 
     await api(`/v1/contacts/${contact.id}`, { method: "PATCH", key, body: { email: "moved@example.com" } });
@@ -76,7 +70,7 @@ describe("an action an earlier attempt may have sent", () => {
   });
 
   it("is settled, not tried again, once a crash has used up its attempts", async () => {
-    const { key, contact, runId } = await pendingEmail();
+    const { key, contact, runId } = await pendingEmail(STEPS, {});
     await runSql(runId, "UPDATE actions SET status = 'running', attempts = ?, lease_until = ?", MAX_ATTEMPTS, Date.now() - 1);
     await runSql(runId, "UPDATE contacts SET status = 'processing'");
     await runInDurableObject(runStub(runId), (_i, state) => state.storage.setAlarm(Date.now()));
@@ -107,7 +101,7 @@ describe("a proposal that keeps dying with its process", () => {
 
 describe("two triggers racing for one contact", () => {
   it("let D1 refuse the second run's write, so the contact is in one active run of the agent", async () => {
-    const { key, workspaceId, agent, contact } = await pendingEmail();
+    const { key, workspaceId, agent, contact } = await pendingEmail(STEPS, {});
     const db = createDb(env.DB);
     const config = configFromRow((await findAgent(db, workspaceId, agent.id))!);
     // Both passed the eligibility read before either wrote: the write decides.

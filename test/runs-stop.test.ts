@@ -14,6 +14,7 @@ import {
   ISO_MS,
   advance,
   approve,
+  cancel,
   contactOf,
   deliveryRows,
   drive,
@@ -42,8 +43,6 @@ async function sendEvent(key: string, contactId: string, type: string) {
   const res = await api("/v1/events", { method: "POST", key, body: { events: [{ contact_id: contactId, type }] } });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
 }
-
-const cancel = (key: string, runId: string) => api(`/v1/agents/runs/${runId}/cancel`, { method: "POST", key });
 
 describe("stop conditions", () => {
   it.each([

@@ -5,15 +5,14 @@ import { createDb } from "../src/db/client";
 import { contacts, runs } from "../src/db/schema";
 import { filterConditions } from "../src/runs/targeting";
 import { api, expectError, makeAgent, makeWorkspace, type Json } from "./helpers";
-import { getRun, makeContacts, trigger } from "./run-helpers";
+import { DAY } from "./engine-helpers";
+import { getRun, makeContacts, runCount, sendEvents, trigger } from "./run-helpers";
 
 // A trigger without contact_ids: the agent's monitoring.filter, evaluated in D1.
 
 const db = () => createDb(env.DB);
-const DAY = 24 * 60 * 60 * 1000;
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY).toISOString();
 const paths = (body: Json) => (body.details as Json[]).map((d) => d.path);
-const runCount = async (key: string, agentId: string) => (await api(`/v1/agents/${agentId}/runs`, { key })).body.total as number;
 const runContactIds = async (key: string, runId: string) => ((await getRun(key, runId)).contacts as Json[]).map((c) => c.contact_id);
 
 /** A fresh workspace with a notes agent targeting by `filter` (and any other monitoring fields). */
@@ -21,11 +20,6 @@ async function targetingAgent(filter: Json, monitoring: Json = {}) {
   const { key } = await makeWorkspace();
   const agent = await makeAgent(key, { capabilities: ["notes"], monitoring: { filter, ...monitoring } });
   return { key, agent };
-}
-
-async function sendEvents(key: string, events: Json[]) {
-  const res = await api("/v1/events", { method: "POST", key, body: { events } });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
 }
 
 /** `count` events of `type` at `url` for the contact, each `age` days old. */

@@ -4,14 +4,14 @@ import { describe, expect, it, vi } from "vitest";
 import { createDb } from "../src/db/client";
 import { runContacts, runs } from "../src/db/schema";
 import { api, expectError, makeAgent, makeWorkspace, type Json } from "./helpers";
-import { makeContacts, proposed, trigger, triggerAndWait, waitForMirror, waitForRun } from "./run-helpers";
+import { cancel } from "./engine-helpers";
+import { makeContacts, proposed, runCount, trigger, triggerAndWait, waitForMirror, waitForRun } from "./run-helpers";
 
 // Runs start through the real Queue (a batch waits up to a second) and alarms.
 vi.setConfig({ testTimeout: 30_000 });
 
 const db = () => createDb(env.DB);
 const paths = (body: Json) => (body.details as Json[]).map((d) => d.path);
-const runCount = async (key: string, agentId: string) => (await api(`/v1/agents/${agentId}/runs`, { key })).body.total as number;
 
 describe("POST /v1/agents/:id/trigger", () => {
   it("answers 200 with job_id, run_id, contact_count and skipped, and the run row is in D1 before the answer", async () => {
@@ -217,7 +217,7 @@ describe("GET /v1/agents/:id/runs", () => {
 
   it("filters by status and rejects an unknown status", async () => {
     const { key, agent, ids } = await agentWithRuns(3);
-    const cancelled = await api(`/v1/agents/runs/${ids[1]}/cancel`, { method: "POST", key });
+    const cancelled = await cancel(key, ids[1]!);
     expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
 
     const onlyCancelled = await api(`/v1/agents/${agent.id}/runs?status=cancelled`, { key });

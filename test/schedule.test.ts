@@ -10,7 +10,7 @@ import worker from "../src/index";
 import { eligibilityScope } from "../src/runs/eligibility";
 import { runSchedules } from "../src/runs/schedule";
 import { selectTargets } from "../src/runs/targeting";
-import { approve, makeIdentity, waitForAction } from "./engine-helpers";
+import { approve, cancel, makeIdentity, waitForAction } from "./engine-helpers";
 import { api, makeAgent, makeWorkspace, type Json } from "./helpers";
 import { waitForMirror } from "./run-helpers";
 
@@ -39,8 +39,6 @@ const scheduled = (cron: string, timezone = "UTC", enabled = true) => ({
 async function runsOf(key: string, agentId: string) {
   return (await api(`/v1/agents/${agentId}/runs`, { key })).body.runs as { id: string; trigger: string; contact_count: number; status: string }[];
 }
-
-const cancel = async (key: string, runId: string) => expect((await api(`/v1/agents/runs/${runId}/cancel`, { method: "POST", key })).status).toBe(200);
 
 describe("scheduled runs", () => {
   it("starts one schedule run for an enabled agent whose cron names this minute, even if the cron fires twice", async () => {
@@ -105,7 +103,7 @@ describe("scheduled runs", () => {
     const minute = MONDAY_9_UTC + 3 * HOUR;
 
     const [first] = await runSchedules(db(), env, minute);
-    await cancel(key, first!);
+    expect((await cancel(key, first!)).status).toBe(200);
     // The contact is eligible again, but this minute's slot is taken.
     await runSchedules(db(), env, minute + 20_000);
     expect((await runsOf(key, agent.id)).map((r) => r.id)).toEqual([first]);
@@ -135,8 +133,7 @@ describe("scheduled runs", () => {
 describe("a scheduled pricing_visitor_followup agent", () => {
   it("does not propose to the same contact on the next ticks: in_active_run while its run is open, cooldown after emailing", async () => {
     const { key, workspaceId } = await makeWorkspace();
-    const identity = await makeIdentity(key);
-    const agent = await makeAgent(key, { playbook_template: "pricing_visitor_followup", capabilities: undefined, identity_id: identity.id, enabled: true });
+    const agent = await makeAgent(key, { playbook_template: "pricing_visitor_followup", capabilities: undefined, enabled: true });
     expect(agent.monitoring).toMatchObject({ schedule_cron: "0 * * * *", cooldown_days: 30 });
     // Tuesday 2026-11-24, on the hour; the contact viewed pricing twice in the days before.
     const T0 = Date.UTC(2026, 10, 24, 14, 0, 5);

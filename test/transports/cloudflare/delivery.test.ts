@@ -1,8 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type Json } from "../../helpers";
-import { approveAndDrive, pendingEmail } from "../helpers";
-import { advance, approve, contactOf, deliveryRows, getRun, outbox } from "../../engine-helpers";
+import { advance, approve, approveAndDrive, contactOf, deliveryRows, getRun, outbox, pendingEmail } from "../../engine-helpers";
 
 // This project's Worker has EMAIL_TRANSPORT=cloudflare; the send_email binding EMAIL
 // (wrangler.toml) is miniflare's local Email Service, spied on here.

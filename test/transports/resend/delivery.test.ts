@@ -4,8 +4,7 @@ import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MAX_ATTEMPTS } from "../../../src/runs/run-engine";
 import { api, type Json } from "../../helpers";
-import { approveAndDrive, pendingEmail } from "../helpers";
-import { EMAIL_STEP, advance, approve, contactOf, deliveryRows, getRun, outbox } from "../../engine-helpers";
+import { TWO_STEPS, advance, approve, approveAndDrive, contactOf, deliveryRows, getRun, outbox, pendingEmail } from "../../engine-helpers";
 
 // This project's Worker has EMAIL_TRANSPORT=resend, RESEND_API_KEY=re_test and
 // RESEND_BASE_URL=https://resend.test (vitest.config.ts); Resend is this msw server.
@@ -36,8 +35,6 @@ function resend(answer: (n: number) => Response | undefined = () => undefined) {
   );
   return { requests, sent };
 }
-
-const TWO_STEPS = [EMAIL_STEP, { id: "follow_up", action: "email_message", wait: { days: 1 } }];
 
 describe("approved emails through Resend", () => {
   it("leave as one request with the action's key, the sender, the approved text and the unsubscribe headers", async () => {
