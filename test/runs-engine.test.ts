@@ -6,6 +6,7 @@ import {
   EMAIL_STEP,
   ISO_MS,
   advance,
+  agentClosedUntilTomorrow,
   approve,
   contactOf,
   deliveryRows,
@@ -19,6 +20,7 @@ import {
   runSql,
   runStub,
   startRun,
+  trigger,
   viewOf,
   waitForAction,
   waitForRun,
@@ -318,16 +320,10 @@ describe("the sender's send window", () => {
   it("schedules an approved email for the window's next opening and delivers it there, not before", async () => {
     const { key } = await makeWorkspace();
     // Open only tomorrow (UTC), so it is closed now whatever the hour.
-    const todayIso = new Date().getUTCDay() || 7;
-    const tomorrowIso = (todayIso % 7) + 1;
-    const identity = await makeIdentity(key, { send_window: { start: "09:00", end: "17:00", days: [tomorrowIso], timezone: "UTC" } });
-    const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+    const { agent, opening } = await agentClosedUntilTomorrow(key);
     const ada = await makeContact(key, { first_name: "Ada" });
     const runId = await startRun(key, agent.id, [ada.id]);
 
-    const opening = new Date();
-    opening.setUTCDate(opening.getUTCDate() + 1);
-    opening.setUTCHours(9, 0, 0, 0);
     const res = await approve(key, runId, ada.id, 0);
     expect(res.status).toBe(200);
     expect(res.body.action).toMatchObject({ status: "scheduled", scheduled_for: opening.toISOString(), executed_at: null, result: null });
@@ -356,9 +352,3 @@ describe("the sender's send window", () => {
     expect(box.deliveries[0].created_at).toBe(opening.toISOString());
   });
 });
-
-async function trigger(key: string, agentId: string, contactIds: string[]): Promise<string> {
-  const res = await api(`/v1/agents/${agentId}/trigger`, { method: "POST", key, body: { contact_ids: contactIds } });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body.run_id as string;
-}
