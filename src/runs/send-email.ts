@@ -74,13 +74,13 @@ export async function sendEmail(env: Env, writes: D1Batcher, spec: RunPlan, acti
   if (claimed) {
     if (claimed.status === "scheduled") return { kind: "deferred", at: days.find((d) => d.day === claimed.send_day)!.at };
     if (claimed.status === "sent" || transport === "outbox") return { kind: "done", deliveryId: claimed.id };
-    return deliver(env, spec, action, actionKey, transport, claimed);
+    return deliver(env, writes, spec, action, actionKey, transport, claimed);
   }
-  return resume(env, spec, action, actionKey, reachable);
+  return resume(env, writes, spec, action, actionKey, reachable);
 }
 
 /** A delivery already on record for the action: finished, refused, or cut off while with the provider. */
-async function resume(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, reachable: Reachable): Promise<EmailOutcome> {
+async function resume(env: Env, writes: D1Batcher, spec: RunPlan, action: ActionRow, actionKey: string, reachable: Reachable): Promise<EmailOutcome> {
   const row = await env.DB.prepare(`SELECT id, status, send_day, message_id, transport, error FROM deliveries WHERE action_key = ?`)
     .bind(actionKey)
     .first<Claimed & { transport: Transport; error: string | null }>();
@@ -100,7 +100,7 @@ async function resume(env: Env, spec: RunPlan, action: ActionRow, actionKey: str
     .first();
   // It may have gone: never "not sent", never proposed again to a new address.
   if (!still) throw new SendError(`Handed to ${transportThen} by an attempt that got no answer, and the contact may no longer be reached: not asked again, so it cannot arrive twice`, "permanent");
-  return deliver(env, spec, action, actionKey, transportThen, row, true);
+  return deliver(env, writes, spec, action, actionKey, transportThen, row, true);
 }
 
 /**
@@ -108,8 +108,10 @@ async function resume(env: Env, spec: RunPlan, action: ActionRow, actionKey: str
  * got no answer, so it may have gone; an error now (a 409 while that call is still in flight, a
  * 5xx) says nothing about it, and the delivery stays `sending` rather than "nothing left".
  */
-async function deliver(env: Env, spec: RunPlan, action: ActionRow, actionKey: string, transport: Exclude<Transport, "outbox">, claimed: Claimed, uncertain = false): Promise<EmailOutcome> {
-  const record = (sql: string, ...values: unknown[]) => env.DB.prepare(`UPDATE deliveries SET ${sql}, updated_at = ?2 WHERE id = ?1 AND status = 'sending'`).bind(claimed.id, Date.now(), ...values).run();
+async function deliver(env: Env, writes: D1Batcher, spec: RunPlan, action: ActionRow, actionKey: string, transport: Exclude<Transport, "outbox">, claimed: Claimed, uncertain = false): Promise<EmailOutcome> {
+  // Through the run's batcher, like the claim: answers of a burst of approvals share D1 commits.
+  const record = (sql: string, ...values: unknown[]) =>
+    writes.first(env.DB.prepare(`UPDATE deliveries SET ${sql}, updated_at = ?2 WHERE id = ?1 AND status = 'sending'`).bind(claimed.id, Date.now(), ...values));
   let receipt;
   try {
     const email = await composeEmail(env, spec, actionKey, action.contactId, action.params, { id: claimed.id, messageId: claimed.message_id });
