@@ -20,6 +20,7 @@ const workers = (name: string, include: string[], exclude: string[], migrations:
           OPENAI_BASE_URL: "https://openai.test/v1",
           UNSUBSCRIBE_SECRET: "test-unsubscribe-secret",
           PUBLIC_URL: "https://cairn.test",
+          ENCRYPTION_KEY: "test-encryption-key",
           RESEND_WEBHOOK_SECRET: "whsec_Y2Fpcm4tdGVzdC1yZXNlbmQtd2ViaG9vay1zZWNyZXQ=",
           ...bindings,
         },

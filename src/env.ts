@@ -13,12 +13,21 @@ export type SignalMessage = {
   stops: { contactId: string; reason: StopReason }[];
   changes: { contactId: string; snapshot: ContactSnapshot }[];
 };
-export type RunMessage = StartMessage | SignalMessage;
+/** Ingested events to match against event-driven agents: a row of `event_match_requests`. */
+export type MatchMessage = { kind: "match"; request_id: number };
+export type RunMessage = StartMessage | SignalMessage | MatchMessage;
+/** One attempt at one webhook delivery: the event `event_id` to the endpoint `endpoint_id`. */
+export type WebhookMessage = { endpoint_id: string; event_id: string };
 
 export type Env = {
   DB: D1Database;
   RUNS: DurableObjectNamespace<RunObject>;
   RUN_QUEUE: Queue<RunMessage>;
+  WEBHOOK_QUEUE: Queue<WebhookMessage>;
+  /** Encrypts the secrets Cairn keeps (webhook endpoints' signing secrets); unset, webhook endpoints cannot be created. */
+  ENCRYPTION_KEY?: string;
+  /** `true` lets webhook endpoints use http://localhost and http://127.0.0.1 (local development only). */
+  WEBHOOKS_ALLOW_HTTP?: string;
   /** Operator secret for /v1/admin/*; the admin routes answer 404 while it is unset. */
   ADMIN_TOKEN?: string;
   /** Model providers (CONTRACT.md section 10): a provider without its secret or binding is not configured. */

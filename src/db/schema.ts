@@ -187,15 +187,18 @@ export const runs = sqliteTable(
     enqueueAttempts: integer("enqueue_attempts").notNull(),
     /** The run object's write counter: an older summary never overwrites a newer one. */
     mirrorSeq: integer("mirror_seq").notNull().default(0),
-    /** A schedule run's cron minute; unique per agent, so a minute delivered twice starts one run. */
+    /**
+     * The minute a `schedule` run (its cron minute) or an `event` run (the minute its contacts
+     * matched) claims: unique per agent and trigger, so a minute handled twice starts one run.
+     */
     scheduleSlot: timestamp("schedule_slot"),
   },
   (t) => [
     index("runs_agent").on(t.workspaceId, t.agentId, t.id),
     index("runs_agent_status").on(t.workspaceId, t.agentId, t.status, t.id),
     index("runs_status_enqueued").on(t.status, t.enqueuedAt),
-    // NULLs are distinct in a unique index: manual and event runs never collide here.
-    uniqueIndex("runs_agent_schedule_slot").on(t.agentId, t.scheduleSlot),
+    // NULLs are distinct in a unique index: manual runs never collide here.
+    uniqueIndex("runs_agent_trigger_slot").on(t.agentId, t.trigger, t.scheduleSlot),
   ],
 );
 
@@ -273,4 +276,139 @@ export const notes = sqliteTable(
     createdAt: timestamp("created_at").notNull(),
   },
   (t) => [uniqueIndex("notes_action_key").on(t.actionKey), index("notes_contact").on(t.contactId, t.id)],
+);
+
+/** Where a workspace's webhooks go (CONTRACT.md section 12). */
+export const webhookEndpoints = sqliteTable(
+  "webhook_endpoints",
+  {
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    /** Event types it receives, or `["*"]`. */
+    events: json<string[]>("events").notNull(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull(),
+    description: text("description"),
+    /** The `whsec_` signing secret, sealed with ENCRYPTION_KEY. */
+    secret: text("secret").notNull(),
+    /** The secret before the last rotation, which also signs until `previous_secret_expires_at`. */
+    previousSecret: text("previous_secret"),
+    previousSecretExpiresAt: timestamp("previous_secret_expires_at"),
+    /** Why the endpoint stopped receiving: a 410, or five days of failures. Cleared when re-enabled. */
+    disabledReason: text("disabled_reason"),
+    /** The first failed attempt since the last success. */
+    failingSince: timestamp("failing_since"),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+  },
+  (t) => [index("webhook_endpoints_workspace").on(t.workspaceId, t.id)],
+);
+
+/**
+ * Every webhook event, written in the same D1 write as the transition that caused it
+ * (or copied from a run object's outbox). Inserting one fans it out to the workspace's
+ * endpoints (the `webhook_events_fan_out` trigger).
+ */
+export const webhookEvents = sqliteTable(
+  "webhook_events",
+  {
+    /** `msg_`: the `webhook-id` receivers deduplicate by. */
+    id: text("id").primaryKey(),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    type: text("type").notNull(),
+    data: json<Record<string, unknown>>("data").notNull(),
+    /** A test event goes to this endpoint only. */
+    endpointId: text("endpoint_id"),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [index("webhook_events_workspace").on(t.workspaceId, t.id)],
+);
+
+/** One event on its way to one endpoint, named by the event's id under the endpoint. */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    endpointId: text("endpoint_id")
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: "cascade" }),
+    eventId: text("event_id")
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: "cascade" }),
+    workspaceId: text("workspace_id").notNull(),
+    eventType: text("event_type").notNull(),
+    status: text("status", { enum: ["pending", "succeeded", "failed"] }).notNull(),
+    attempts: integer("attempts").notNull(),
+    nextAttemptAt: timestamp("next_attempt_at").notNull(),
+    /** An attempt under way holds the delivery until then; a lapsed lease may be taken again. */
+    leaseUntil: timestamp("lease_until"),
+    /** Whether its first queue message was sent; the sweep sends those that were not. */
+    enqueued: integer("enqueued", { mode: "boolean" }).notNull(),
+    /** A redelivery asked for by hand: one attempt, no retry schedule. */
+    manual: integer("manual", { mode: "boolean" }).notNull(),
+    lastError: text("last_error"),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.endpointId, t.eventId] }),
+    index("webhook_deliveries_unsent").on(t.enqueued, t.workspaceId),
+    index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
+  ],
+);
+
+/** Each attempt at a delivery: what the receiver answered, or why there was no answer. */
+export const webhookAttempts = sqliteTable(
+  "webhook_attempts",
+  {
+    endpointId: text("endpoint_id")
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: "cascade" }),
+    eventId: text("event_id")
+      .notNull()
+      .references(() => webhookEvents.id, { onDelete: "cascade" }),
+    /** 1 for the first attempt. */
+    number: integer("number").notNull(),
+    attemptedAt: timestamp("attempted_at").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+    statusCode: integer("status_code"),
+    responseExcerpt: text("response_excerpt"),
+    error: text("error"),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.eventId, t.number] })],
+);
+
+/**
+ * Ingested events waiting to be matched against event-driven agents (a queue consumer does
+ * it, off the request path); the cron sends again any whose queue message was lost.
+ */
+export const eventMatchRequests = sqliteTable(
+  "event_match_requests",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    workspaceId: text("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    contactIds: json<string[]>("contact_ids").notNull(),
+    types: json<string[]>("types").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [index("event_match_requests_created").on(t.createdAt)],
+);
+
+/** Contacts an event-driven agent matched in one minute: the cron starts one run for each (agent, minute). */
+export const eventRunCandidates = sqliteTable(
+  "event_run_candidates",
+  {
+    agentId: text("agent_id")
+      .notNull()
+      .references(() => agents.id, { onDelete: "cascade" }),
+    minute: timestamp("minute").notNull(),
+    contactId: text("contact_id").notNull(),
+    matchedAt: timestamp("matched_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.agentId, t.minute, t.contactId] }), index("event_run_candidates_minute").on(t.minute)],
 );
