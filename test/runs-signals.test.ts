@@ -1,7 +1,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { Env, RunMessage } from "../src/env";
+import type { Env, RunMessage, SignalMessage } from "../src/env";
 import worker from "../src/index";
 import { INLINE_SIGNAL_RUNS } from "../src/runs/stop-signals";
 import { api, makeAgent, makeWorkspace, type Json } from "./helpers";
@@ -32,7 +32,7 @@ describe("stop signals for a contact in many runs", () => {
     expect(res.status).toBe(200);
 
     expect(sent).toHaveBeenCalledTimes(1);
-    const messages = Array.from(sent.mock.calls[0]![0], (m) => m.body);
+    const messages = Array.from(sent.mock.calls[0]![0], (m) => m.body as SignalMessage);
     expect(messages.map((m) => m.run_id).sort()).toStrictEqual([...runIds].sort());
     expect(messages[0]).toStrictEqual({ kind: "signal", run_id: expect.any(String), stops: [{ contactId: contact.id, reason: "unsubscribe" }], changes: [] });
     sent.mockRestore();
