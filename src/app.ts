@@ -14,6 +14,7 @@ import { meta } from "./routes/meta";
 import { outbox } from "./routes/outbox";
 import { runs } from "./routes/runs";
 import { unsubscribe } from "./routes/unsubscribe";
+import { webhookEndpoints } from "./routes/webhook-endpoints";
 
 export const app = new Hono<AppEnv>({ strict: false });
 
@@ -36,6 +37,7 @@ app.route("/v1/outbox", outbox);
 app.route("/v1/contacts", contacts);
 app.route("/v1/identities", identities);
 app.route("/v1/events", events);
+app.route("/v1/webhook-endpoints", webhookEndpoints);
 
 app.onError(onError);
 app.notFound(notFound);

@@ -1,29 +1,38 @@
 import { app } from "./app";
 import { createDb } from "./db/client";
 import { receiveEmail } from "./delivery/inbound-email";
-import type { Env, RunMessage } from "./env";
+import type { Env } from "./env";
+import { startEventRuns } from "./events/start-event-runs";
 import { purgeExpiredKeys } from "./lib/idempotency";
 import { consumeDeadRuns, consumeRuns } from "./queues/run-queue";
+import { consumeDeadWebhooks, consumeWebhookQueue } from "./queues/webhook-queue";
 import { reconcileQueuedRuns } from "./runs/reconcile";
 import { runSchedules } from "./runs/schedule";
+import { sweepWebhooks } from "./webhooks/dispatch";
 
 export { RunObject } from "./runs/run-object";
 
 // The main module may export only handlers and classes: workerd rejects anything else.
-const DEAD_LETTER_QUEUE = "cairn-runs-dlq";
+const CONSUMERS: Record<string, (batch: MessageBatch<never>, env: Env) => Promise<void>> = {
+  "cairn-runs": consumeRuns,
+  "cairn-runs-dlq": consumeDeadRuns,
+  "cairn-webhooks": consumeWebhookQueue,
+  "cairn-webhooks-dlq": consumeDeadWebhooks,
+};
 
 export default {
   fetch: app.fetch,
 
   async queue(batch, env) {
-    if (batch.queue === DEAD_LETTER_QUEUE) await consumeDeadRuns(batch, env);
-    else await consumeRuns(batch, env);
+    const consume = CONSUMERS[batch.queue];
+    if (!consume) throw new Error(`No consumer for queue ${batch.queue}`);
+    await consume(batch as MessageBatch<never>, env);
   },
 
   async scheduled(controller, env, ctx) {
     const db = createDb(env.DB);
-    ctx.waitUntil(Promise.all([runSchedules(db, env, controller.scheduledTime), reconcileQueuedRuns(db, env), purgeExpiredKeys(db)]));
+    ctx.waitUntil(Promise.all([runSchedules(db, env, controller.scheduledTime), startEventRuns(db, env, controller.scheduledTime), reconcileQueuedRuns(db, env), purgeExpiredKeys(db), sweepWebhooks(env)]));
   },
 
   email: receiveEmail,
-} satisfies ExportedHandler<Env, RunMessage>;
+} satisfies ExportedHandler<Env, unknown>;

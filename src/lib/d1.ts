@@ -1,4 +1,6 @@
 import type { BatchItem } from "drizzle-orm/batch";
+import type { SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import type { Db } from "../db/client";
 
 /** D1 binds at most 100 parameters per statement. */
@@ -28,3 +30,17 @@ export async function batchRead<Row>(db: Db, reads: (BatchItem<"sqlite"> & Promi
   const [first, ...rest] = reads;
   return ((await db.batch([first!, ...rest])) as Row[][]).flat();
 }
+
+const dialect = new SQLiteAsyncDialect();
+
+/**
+ * A drizzle `sql` template (or a query builder's `getSQL()`) as a D1 statement, for D1's own
+ * `batch()`: drizzle's batch cannot carry raw SQL with parameters.
+ */
+export function prepare(d1: D1Database, query: SQL): D1PreparedStatement {
+  const { sql, params } = dialect.sqlToQuery(query);
+  return d1.prepare(sql).bind(...params);
+}
+
+/** The rows a statement of D1's `batch()` answered. */
+export const rowsOf = <Row>(result: D1Result | undefined): Row[] => (result?.results ?? []) as Row[];

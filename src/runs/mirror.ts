@@ -1,22 +1,30 @@
 import { and, eq, lt, ne } from "drizzle-orm";
 import { createDb } from "../db/client";
 import { runs } from "../db/schema";
+import { prepare, rowsOf } from "../lib/d1";
+import { claimUnsent, insertEvents, type DeliveryKey } from "../webhooks/dispatch";
+import type { WebhookEvent } from "../webhooks/events";
 import type { RunStore } from "./run-store";
 
 /** What the D1 row said back: written, or found cancelled or gone (its agent deleted). */
 export type MirrorOutcome = "written" | "cancelled" | "deleted";
 
+/** Deliveries the mirror's write created and claimed: the caller hands them to the queue. */
+export type Claimed = DeliveryKey[];
+
 /**
- * Copies the run's summary into its D1 row, which run lists read. Each write carries the
- * object's version and lands only over an older one, so two writes in flight
- * cannot leave the older summary behind. A row already `cancelled` (a cancel that reached
- * D1 before the run started) is not overwritten.
+ * Copies the run's summary into its D1 row, which run lists read, and the object's pending
+ * webhook events into D1, in one batch. Each summary carries the object's version (`seq`,
+ * null when only events are behind) and lands only over an older one, so two writes in
+ * flight cannot leave the older summary behind. A row already `cancelled` (a cancel that
+ * reached D1 before the run started) is not overwritten.
  */
-export async function mirrorRun(d1: D1Database, store: RunStore, seq: number): Promise<MirrorOutcome> {
+export async function mirrorRun(d1: D1Database, store: RunStore, seq: number | null, events: WebhookEvent[]): Promise<{ outcome: MirrorOutcome; claimed: Claimed }> {
   const run = store.run();
-  if (!run) return "written";
+  if (!run) return { outcome: "written", claimed: [] };
   const db = createDb(d1);
-  const written = await db
+  const { runId, workspaceId } = run.spec;
+  const summary = db
     .update(runs)
     .set({
       status: run.status,
@@ -25,12 +33,15 @@ export async function mirrorRun(d1: D1Database, store: RunStore, seq: number): P
       startedAt: run.startedAt === null ? null : new Date(run.startedAt),
       completedAt: run.completedAt === null ? null : new Date(run.completedAt),
       error: run.error,
-      mirrorSeq: seq,
+      mirrorSeq: seq ?? 0,
     })
-    .where(and(eq(runs.id, run.spec.runId), lt(runs.mirrorSeq, seq), run.status === "cancelled" ? undefined : ne(runs.status, "cancelled")))
+    .where(and(eq(runs.id, runId), lt(runs.mirrorSeq, seq ?? 0), run.status === "cancelled" ? undefined : ne(runs.status, "cancelled")))
     .returning({ id: runs.id });
-  if (written.length > 0) return "written";
-  const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.spec.runId));
-  if (!row) return "deleted";
-  return row.status === "cancelled" && run.status !== "cancelled" ? "cancelled" : "written";
+  const copyEvents = [insertEvents(d1, workspaceId, events), claimUnsent(d1, workspaceId)];
+  const results = await d1.batch(seq === null ? copyEvents : [prepare(d1, summary.getSQL()), ...copyEvents]);
+  const claimed = rowsOf<DeliveryKey>(results.at(-1));
+  if (seq === null || results[0]!.results.length > 0) return { outcome: "written", claimed };
+  const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId));
+  if (!row) return { outcome: "deleted", claimed };
+  return { outcome: row.status === "cancelled" && run.status !== "cancelled" ? "cancelled" : "written", claimed };
 }

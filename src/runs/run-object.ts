@@ -5,6 +5,7 @@ import { issuesToDetails } from "../lib/validate";
 import { ACTION_PARAMS, canonicalJson, paramsDigest, RECIPIENT_FIELDS } from "./actions";
 import { FINISHED_RUN_STATUSES } from "./machine";
 import { mirrorRun } from "./mirror";
+import { trySend } from "../webhooks/dispatch";
 import { Proposer } from "./proposals";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { RunStore } from "./run-store";
@@ -14,6 +15,8 @@ import { runSummary, runView, toActionJson, withSendEstimates, type ContactsPage
 
 /** While approvals keep arriving, the D1 mirror is written at most this often. */
 const MIRROR_BATCH_MS = 1000;
+/** Webhook events one mirror write copies to D1; a longer outbox takes more writes, at once. */
+const EVENTS_PER_MIRROR = 200;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** One run: its contacts, their steps and actions, woken by alarms (STYLE.md). */
@@ -230,40 +233,49 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * When to write the D1 mirror: as soon as it is behind, except while approvals keep
-   * arriving, when one write a second carries them all rather than one write each.
+   * When to write the D1 mirror: as soon as it is behind (its summary or webhook events not yet
+   * copied), except while approvals keep arriving, when one write a second carries them all.
    */
   #mirrorAt(now: number): number | null {
     const { version, mirrorSeq, retryAt } = this.#store.mirrorState();
-    if (version <= mirrorSeq) return null;
+    if (version <= mirrorSeq && this.#store.outbox.isEmpty()) return null;
     const due = retryAt ?? 0;
     return this.#deciding > 0 ? Math.max(due, this.#mirroredAt + MIRROR_BATCH_MS) : Math.max(due, now);
   }
 
   /**
-   * Copies the run's summary to its D1 row when it is behind. A failed write is retried with
-   * backoff by the alarm; nothing else waits on it.
+   * Copies the run's summary and its pending webhook events to D1 when either is behind, then
+   * hands the deliveries that made to the webhooks queue. A failed write is retried with
+   * backoff by the alarm; an event is forgotten here only once D1 holds it.
    */
   async #mirror(): Promise<void> {
     const state = this.#store.mirrorState();
-    if (state.version <= state.mirrorSeq || (state.retryAt ?? 0) > Date.now()) return;
-    let outcome;
+    const behind = state.version > state.mirrorSeq;
+    const run = this.#store.run();
+    if (!run || (state.retryAt ?? 0) > Date.now()) return;
+    const { events, upTo } = this.#store.outbox.pending(run.spec.workspaceId, EVENTS_PER_MIRROR);
+    if (!behind && events.length === 0) return;
+    let mirrored;
     try {
-      outcome = await mirrorRun(this.env.DB, this.#store, state.version);
+      mirrored = await mirrorRun(this.env.DB, this.#store, behind ? state.version : null, events);
     } catch (error) {
       const failures = state.failures + 1;
-      console.error(JSON.stringify({ level: "warn", message: "run mirror failed", run_id: this.#store.run()?.spec.runId, failures, error: String(error) }));
+      console.error(JSON.stringify({ level: "warn", message: "run mirror failed", run_id: run.spec.runId, failures, error: String(error) }));
       // It keeps trying, at most every 15 minutes: a D1 row left behind would misreport the run.
       this.#store.mirrorFailed(Date.now() + retryDelay(failures));
       return;
     }
-    this.#store.mirrored(state.version);
+    this.#store.outbox.clear(upTo);
+    if (behind) this.#store.mirrored(state.version);
     this.#mirroredAt = Date.now();
-    if (outcome === "written") return;
+    await trySend(this.env, async () => mirrored.claimed, { run_id: run.spec.runId });
+    if (mirrored.outcome === "written") return;
     // Cancelled in D1 while this run was starting, or deleted with its agent: stop here too.
     this.#engine.cancel(Date.now());
+    // D1 announced that cancel itself, when it moved the row out of `queued` (runs_unstarted_event).
+    if (mirrored.outcome === "cancelled") this.#store.outbox.discard("run.cancelled");
     this.#store.touch();
     // A deleted row takes no more writes; a cancelled one takes the cancelled summary next.
-    if (outcome === "deleted") this.#store.mirrored(this.#store.mirrorState().version);
+    if (mirrored.outcome === "deleted") this.#store.mirrored(this.#store.mirrorState().version);
   }
 }

@@ -1,5 +1,6 @@
 import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, FINISHED_RUN_STATUSES, OPEN_ACTIONS, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
 import { ACTION_COLUMNS, assignments, CONTACT_COLUMNS, MIGRATIONS, num, parse, toAction, toContact, type ActionFields, type ActionRow, type ContactFields, type ContactRow } from "./run-rows";
+import { ACTION_EVENTS, actionEventData, contactStoppedData, RUN_EVENTS, runEventData, RunOutbox } from "./run-events";
 import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
 
 export type RunUsage = { proposals: number; input_tokens: number; output_tokens: number };
@@ -9,15 +10,18 @@ export type { ActionRow, ContactRow, Decision } from "./run-rows";
 /**
  * Typed access to one run's SQLite storage. Every method is synchronous, so nothing
  * interleaves inside one; every status write is a compare-and-set from the states that
- * may move to the new one (src/runs/machine.ts).
+ * may move to the new one (src/runs/machine.ts), and the one place its webhook event is
+ * written, in the same transaction: a move that lost its race emits nothing.
  */
 export class RunStore {
+  readonly outbox: RunOutbox;
   /** The plan never changes once a run starts: parsed once, not on every read. */
   #plan: RunPlan | undefined;
   /** Whether this object has tables at all: an object nobody started stores nothing. */
   #ready: boolean;
 
   constructor(private readonly storage: DurableObjectStorage) {
+    this.outbox = new RunOutbox(storage.sql);
     this.#ready = this.sql.exec("SELECT 1 FROM sqlite_master WHERE name = '_schema'").toArray().length > 0;
     if (this.#ready) this.migrate();
   }
@@ -86,6 +90,11 @@ export class RunStore {
         );
       }
       this.sql.exec("DELETE FROM early_stops");
+      const run = this.run()!;
+      this.outbox.add("run.started", runEventData(this, run), now);
+      for (const row of this.sql.exec("SELECT contact_id, stop_reason FROM contacts WHERE status = 'stopped'")) {
+        this.outbox.add("contact.stopped", contactStoppedData(run, row.contact_id as string, row.stop_reason as string), now);
+      }
     });
   }
 
@@ -112,17 +121,22 @@ export class RunStore {
     this.sql.exec("UPDATE run SET mirror_failures = mirror_failures + 1, mirror_retry_at = ? WHERE id = 1", retryAt);
   }
 
-  /** Compare-and-set on the run's status. */
+  /** Compare-and-set on the run's status; arriving at a status with an event emits it. */
   setRunStatus(status: RunStatus, now: number, error: string | null = null): void {
     const finished = FINISHED_RUN_STATUSES.includes(status);
-    this.sql.exec(
-      `UPDATE run SET status = ?, error = coalesce(?, error), completed_at = CASE WHEN ? THEN coalesce(completed_at, ?) ELSE NULL END
-       WHERE id = 1 AND status NOT IN (${FINISHED_RUN_STATUSES.map((s) => `'${s}'`).join(", ")})`,
-      status,
-      error,
-      finished ? 1 : 0,
-      now,
-    );
+    this.atomically(() => {
+      const before = this.sql.exec("SELECT status FROM run WHERE id = 1").one().status;
+      const cursor = this.sql.exec(
+        `UPDATE run SET status = ?, error = coalesce(?, error), completed_at = CASE WHEN ? THEN coalesce(completed_at, ?) ELSE NULL END
+         WHERE id = 1 AND status NOT IN (${FINISHED_RUN_STATUSES.map((s) => `'${s}'`).join(", ")})`,
+        status,
+        error,
+        finished ? 1 : 0,
+        now,
+      );
+      const event = RUN_EVENTS[status];
+      if (cursor.rowsWritten > 0 && before !== status && event) this.outbox.add(event, runEventData(this, this.run()!), now);
+    });
   }
 
   contact(contactId: string): ContactRow | null {
@@ -154,14 +168,19 @@ export class RunStore {
   moveContact(contactId: string, to: ContactStatus, fields: ContactFields = {}, from?: ContactStatus[]): boolean {
     const sources = CONTACT.sources(to).filter((s) => !from || from.includes(s));
     const { sets, values } = assignments(fields, CONTACT_COLUMNS);
-    const cursor = this.sql.exec(
-      `UPDATE contacts SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND status IN (${sources.map(() => "?").join(", ")})`,
-      to,
-      ...values,
-      contactId,
-      ...sources,
-    );
-    return cursor.rowsWritten > 0;
+    return this.atomically(() => {
+      const [moved] = this.sql
+        .exec(
+          `UPDATE contacts SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND status IN (${sources.map(() => "?").join(", ")}) RETURNING stop_reason`,
+          to,
+          ...values,
+          contactId,
+          ...sources,
+        )
+        .toArray();
+      if (moved && to === "stopped") this.outbox.add("contact.stopped", contactStoppedData(this.run()!, contactId, moved.stop_reason as string));
+      return moved !== undefined;
+    });
   }
 
   /** Pushes these contacts' next step back to `until`, if they are still waiting for it (no status changes). */
@@ -204,25 +223,34 @@ export class RunStore {
   }
 
   insertAction(action: Omit<ActionRow, "index" | "leaseUntil" | "attempts" | "originalParams" | "decidedAt" | "decision" | "scheduledFor" | "executedAt" | "result">): void {
-    const index = Number(this.sql.exec("SELECT count(*) AS n FROM actions WHERE contact_id = ?", action.contactId).one().n);
-    this.sql.exec(
-      `INSERT INTO actions (contact_id, idx, step_id, step_index, round, type, status, identity_id, params, reasoning, digest, proposed_at, error, generation)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      action.contactId,
-      index,
-      action.stepId,
-      action.stepIndex,
-      action.round,
-      action.type,
-      action.status,
-      action.identityId,
-      JSON.stringify(action.params),
-      action.reasoning,
-      action.digest,
-      action.proposedAt,
-      action.error,
-      action.generation === null ? null : JSON.stringify(action.generation),
-    );
+    this.atomically(() => {
+      const index = Number(this.sql.exec("SELECT count(*) AS n FROM actions WHERE contact_id = ?", action.contactId).one().n);
+      const [row] = this.sql
+        .exec(
+          `INSERT INTO actions (contact_id, idx, step_id, step_index, round, type, status, identity_id, params, reasoning, digest, proposed_at, error, generation)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+          action.contactId,
+          index,
+          action.stepId,
+          action.stepIndex,
+          action.round,
+          action.type,
+          action.status,
+          action.identityId,
+          JSON.stringify(action.params),
+          action.reasoning,
+          action.digest,
+          action.proposedAt,
+          action.error,
+          action.generation === null ? null : JSON.stringify(action.generation),
+        )
+        .toArray();
+      const data = actionEventData(this.run()!, toAction(row!));
+      // A proposal that could not be made is born failed: it was never proposed.
+      if (action.status === "failed") return this.outbox.add("action.failed", data, action.proposedAt);
+      this.outbox.add("action.proposed", data, action.proposedAt);
+      if (action.status === "auto_approved") this.outbox.add("action.approved", data, action.proposedAt);
+    });
   }
 
   /**
@@ -233,16 +261,22 @@ export class RunStore {
     const sources = ACTION.sources(to).filter((s) => !opts.from || opts.from.includes(s));
     const { sets, values } = assignments(fields, ACTION_COLUMNS);
     const lapsed = to === "running" ? " AND (status <> 'running' OR coalesce(lease_until, 0) <= ?)" : "";
-    const cursor = this.sql.exec(
-      `UPDATE actions SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND idx = ? AND status IN (${sources.map(() => "?").join(", ")})${lapsed}`,
-      to,
-      ...values,
-      contactId,
-      index,
-      ...sources,
-      ...(lapsed ? [opts.now ?? Date.now()] : []),
-    );
-    return cursor.rowsWritten > 0;
+    return this.atomically(() => {
+      const [moved] = this.sql
+        .exec(
+          `UPDATE actions SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND idx = ? AND status IN (${sources.map(() => "?").join(", ")})${lapsed} RETURNING *`,
+          to,
+          ...values,
+          contactId,
+          index,
+          ...sources,
+          ...(lapsed ? [opts.now ?? Date.now()] : []),
+        )
+        .toArray();
+      const event = ACTION_EVENTS[to];
+      if (moved && event) this.outbox.add(event, actionEventData(this.run()!, toAction(moved)));
+      return moved !== undefined;
+    });
   }
 
   /** What the run's model calls cost: CONTRACT.md section 10's `usage`. */

@@ -1,0 +1,157 @@
+import { and, count, desc, eq, sql } from "drizzle-orm";
+import { Hono } from "hono";
+import { webhookDeliveries, webhookEndpoints as endpointsTable, webhookEvents } from "../db/schema";
+import type { AppEnv, Env } from "../env";
+import { ApiError, conflict, notFound, validationError } from "../lib/errors";
+import { newId } from "../lib/ids";
+import { validate } from "../lib/validate";
+import { requireScope } from "../middleware/auth";
+import { IdParam, Pagination } from "../schemas/common";
+import { CreateWebhookEndpointBody, DeliveryParams, ListDeliveriesQuery, TestEventBody, UpdateWebhookEndpointBody } from "../schemas/webhooks";
+import { dispatchNew, sendDeliveries } from "../webhooks/dispatch";
+import { findEndpoint, ownedEndpoint, readDeliveries, readDelivery, toEndpointJson, type EndpointRow } from "../webhooks/endpoint-record";
+import { newMessageId } from "../webhooks/events";
+import { EXAMPLE_DATA } from "../webhooks/examples";
+import { newSigningSecret, ROTATION_OVERLAP_MS, sealSecret } from "../webhooks/secrets";
+import { checkWebhookUrl } from "../webhooks/url-policy";
+
+/** Endpoints a workspace may have: every event fans out to each, so this bounds an event's cost. */
+export const MAX_ENDPOINTS = 20;
+
+/** The URL as this deployment allows it (https, no private addresses), or a 400 naming `url`. */
+function allowedUrl(env: Env, raw: string): string {
+  const verdict = checkWebhookUrl(raw, { allowHttp: env.WEBHOOKS_ALLOW_HTTP === "true" });
+  if (!verdict.ok) throw validationError("The webhook URL is not allowed", [{ path: "url", message: verdict.message }]);
+  return verdict.url.href;
+}
+
+/** Secrets are stored sealed with ENCRYPTION_KEY: without it no endpoint can be made or rotated. */
+function requireEncryption(env: Env): void {
+  if (!env.ENCRYPTION_KEY) throw new ApiError(409, "webhooks_not_configured", "Webhooks need the ENCRYPTION_KEY secret, which this deployment does not set");
+}
+
+async function requireEndpoint(c: { var: AppEnv["Variables"] }, id: string): Promise<EndpointRow> {
+  const endpoint = await findEndpoint(c.var.db, c.var.auth.workspaceId, id);
+  if (!endpoint) throw notFound("webhook endpoint");
+  return endpoint;
+}
+
+function requireEnabled(endpoint: EndpointRow): void {
+  if (!endpoint.enabled) throw conflict("endpoint_disabled", `The endpoint is disabled${endpoint.disabledReason ? `: ${endpoint.disabledReason}` : ""}; enable it with PATCH first`);
+}
+
+export const webhookEndpoints = new Hono<AppEnv>()
+  .get("/", requireScope("webhooks:read"), validate("query", Pagination), async (c) => {
+    const { limit, offset } = c.req.valid("query");
+    const where = eq(endpointsTable.workspaceId, c.var.auth.workspaceId);
+    const [rows, [totals]] = await c.var.db.batch([
+      c.var.db.select().from(endpointsTable).where(where).orderBy(desc(endpointsTable.id)).limit(limit).offset(offset),
+      c.var.db.select({ total: count() }).from(endpointsTable).where(where),
+    ]);
+    return c.json({ status: "success", webhook_endpoints: rows.map((row) => toEndpointJson(row)), total: totals!.total, limit, offset });
+  })
+
+  .post("/", requireScope("webhooks:write"), validate("json", CreateWebhookEndpointBody), async (c) => {
+    requireEncryption(c.env);
+    const body = c.req.valid("json");
+    const url = allowedUrl(c.env, body.url);
+    const { workspaceId } = c.var.auth;
+    const id = newId("we");
+    const secret = newSigningSecret();
+    const now = Date.now();
+    // The limit is checked inside the insert, so two creates at once cannot both pass it.
+    const [row] = await c.var.db.all<{ id: string }>(sql`
+      INSERT INTO ${endpointsTable} (id, workspace_id, url, events, enabled, description, secret, created_at, updated_at)
+      SELECT ${id}, ${workspaceId}, ${url}, ${JSON.stringify(body.events)}, ${body.enabled ? 1 : 0}, ${body.description ?? null},
+        ${await sealSecret(c.env, id, secret)}, ${now}, ${now}
+      WHERE (SELECT count(*) FROM ${endpointsTable} WHERE workspace_id = ${workspaceId}) < ${MAX_ENDPOINTS}
+      RETURNING id`);
+    if (!row) throw conflict("limit_reached", `A workspace may have at most ${MAX_ENDPOINTS} webhook endpoints; delete one first`);
+    return c.json({ status: "success", webhook_endpoint: toEndpointJson((await findEndpoint(c.var.db, workspaceId, id))!, secret) }, 201);
+  })
+
+  .get("/:id", requireScope("webhooks:read"), validate("param", IdParam), async (c) => {
+    return c.json({ status: "success", webhook_endpoint: toEndpointJson(await requireEndpoint(c, c.req.valid("param").id)) });
+  })
+
+  .patch("/:id", requireScope("webhooks:write"), validate("param", IdParam), validate("json", UpdateWebhookEndpointBody), async (c) => {
+    const body = c.req.valid("json");
+    const changes: Partial<EndpointRow> = { updatedAt: new Date() };
+    if (body.url !== undefined) changes.url = allowedUrl(c.env, body.url);
+    if (body.events !== undefined) changes.events = body.events;
+    if (body.description !== undefined) changes.description = body.description;
+    if (body.enabled !== undefined) changes.enabled = body.enabled;
+    // Enabled again: the old failures and their verdict no longer stand.
+    if (body.enabled === true) Object.assign(changes, { disabledReason: null, failingSince: null });
+    const [row] = await c.var.db.update(endpointsTable).set(changes).where(ownedEndpoint(c.var.auth.workspaceId, c.req.valid("param").id)).returning();
+    if (!row) throw notFound("webhook endpoint");
+    return c.json({ status: "success", webhook_endpoint: toEndpointJson(row) });
+  })
+
+  .delete("/:id", requireScope("webhooks:write"), validate("param", IdParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const [deleted] = await c.var.db.delete(endpointsTable).where(ownedEndpoint(c.var.auth.workspaceId, id)).returning({ id: endpointsTable.id });
+    if (!deleted) throw notFound("webhook endpoint");
+    return c.json({ status: "success", deleted: true, id });
+  })
+
+  .post("/:id/rotate-secret", requireScope("webhooks:write"), validate("param", IdParam), async (c) => {
+    requireEncryption(c.env);
+    const endpoint = await requireEndpoint(c, c.req.valid("param").id);
+    const secret = newSigningSecret();
+    const now = Date.now();
+    // The old secret keeps signing for 24 hours beside the new one, so receivers can switch over.
+    const [row] = await c.var.db
+      .update(endpointsTable)
+      .set({
+        secret: await sealSecret(c.env, endpoint.id, secret),
+        previousSecret: endpoint.secret,
+        previousSecretExpiresAt: new Date(now + ROTATION_OVERLAP_MS),
+        updatedAt: new Date(now),
+      })
+      .where(and(ownedEndpoint(c.var.auth.workspaceId, endpoint.id), eq(endpointsTable.secret, endpoint.secret)))
+      .returning();
+    if (!row) throw conflict("secret_rotating", "The secret was rotated by another request at the same time; try again");
+    return c.json({ status: "success", webhook_endpoint: toEndpointJson(row, secret) });
+  })
+
+  .post("/:id/test", requireScope("webhooks:write"), validate("param", IdParam), validate("json", TestEventBody), async (c) => {
+    const endpoint = await requireEndpoint(c, c.req.valid("param").id);
+    requireEnabled(endpoint);
+    const type = c.req.valid("json").type ?? (endpoint.events.find((t) => t !== "*") as keyof typeof EXAMPLE_DATA | undefined) ?? "run.completed";
+    const id = newMessageId();
+    // An event for this endpoint only: the fan-out trigger makes its one delivery.
+    await c.var.db.insert(webhookEvents).values({ id, workspaceId: endpoint.workspaceId, type, data: EXAMPLE_DATA[type], endpointId: endpoint.id, createdAt: new Date() });
+    await dispatchNew(c.env, endpoint.workspaceId);
+    return c.json({ status: "success", delivery: await readDelivery(c.var.db, endpoint.id, id) }, 202);
+  })
+
+  .get("/:id/deliveries", requireScope("webhooks:read"), validate("param", IdParam), validate("query", ListDeliveriesQuery), async (c) => {
+    const endpoint = await requireEndpoint(c, c.req.valid("param").id);
+    const query = c.req.valid("query");
+    const { deliveries, total } = await readDeliveries(c.var.db, endpoint.id, query);
+    return c.json({ status: "success", deliveries, total, limit: query.limit, offset: query.offset });
+  })
+
+  .post("/:id/deliveries/:deliveryId/redeliver", requireScope("webhooks:write"), validate("param", DeliveryParams), async (c) => {
+    const { id, deliveryId } = c.req.valid("param");
+    const endpoint = await requireEndpoint(c, id);
+    requireEnabled(endpoint);
+    const now = Date.now();
+    // One more attempt, now and by hand: a delivery still on its schedule is left to it.
+    const [taken] = await c.var.db
+      .update(webhookDeliveries)
+      .set({ status: "pending", manual: true, nextAttemptAt: new Date(now), leaseUntil: null, enqueued: true, updatedAt: new Date(now) })
+      .where(and(eq(webhookDeliveries.endpointId, endpoint.id), eq(webhookDeliveries.eventId, deliveryId), sql`${webhookDeliveries.status} <> 'pending'`))
+      .returning({ eventId: webhookDeliveries.eventId });
+    if (!taken) {
+      const delivery = await readDelivery(c.var.db, endpoint.id, deliveryId);
+      if (!delivery) throw notFound("delivery");
+      throw conflict("delivery_pending", `The delivery is still being attempted; its next attempt is at ${delivery.next_attempt_at}`);
+    }
+    // If this send fails, the delivery is due and unheld, so the cron's sweep sends it.
+    await sendDeliveries(c.env, [{ endpoint_id: endpoint.id, event_id: deliveryId }]).catch((error) =>
+      console.error(JSON.stringify({ level: "warn", message: "redelivery not queued; the sweep will send it", error: String(error) })),
+    );
+    return c.json({ status: "success", delivery: await readDelivery(c.var.db, endpoint.id, deliveryId) }, 202);
+  });

@@ -1,0 +1,103 @@
+import { and, count, desc, eq, inArray, type SQL } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from "../db/schema";
+import { iso } from "../lib/time";
+import { eventBody } from "./events";
+import { ROTATION_OVERLAP_MS } from "./secrets";
+
+export type EndpointRow = typeof webhookEndpoints.$inferSelect;
+type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+type EventRow = typeof webhookEvents.$inferSelect;
+type AttemptRow = typeof webhookAttempts.$inferSelect;
+
+export const ownedEndpoint = (workspaceId: string, id: string) => and(eq(webhookEndpoints.workspaceId, workspaceId), eq(webhookEndpoints.id, id));
+
+export async function findEndpoint(db: Db, workspaceId: string, id: string): Promise<EndpointRow | undefined> {
+  return db.query.webhookEndpoints.findFirst({ where: ownedEndpoint(workspaceId, id) });
+}
+
+/** The endpoint as the API shows it; the secret only when just made (create, rotate). */
+export function toEndpointJson(row: EndpointRow, secret?: string) {
+  return {
+    id: row.id,
+    url: row.url,
+    events: row.events,
+    enabled: row.enabled,
+    description: row.description,
+    disabled_reason: row.disabledReason,
+    failing_since: iso(row.failingSince),
+    secret_rotated_at: row.previousSecretExpiresAt ? iso(row.previousSecretExpiresAt.getTime() - ROTATION_OVERLAP_MS) : null,
+    created_at: iso(row.createdAt)!,
+    updated_at: iso(row.updatedAt)!,
+    ...(secret ? { secret } : {}),
+  };
+}
+
+export function toDeliveryJson(delivery: DeliveryRow, event: EventRow, attempts: AttemptRow[]) {
+  return {
+    id: delivery.eventId,
+    endpoint_id: delivery.endpointId,
+    event_type: delivery.eventType,
+    status: delivery.status,
+    attempt_count: delivery.attempts,
+    next_attempt_at: delivery.status === "pending" ? iso(delivery.nextAttemptAt) : null,
+    last_error: delivery.lastError,
+    created_at: iso(delivery.createdAt)!,
+    updated_at: iso(delivery.updatedAt)!,
+    event: JSON.parse(eventBody({ ...event, createdAt: event.createdAt.getTime() })) as Record<string, unknown>,
+    attempts: attempts
+      .sort((a, b) => a.number - b.number)
+      .map((a) => ({
+        number: a.number,
+        attempted_at: iso(a.attemptedAt)!,
+        duration_ms: a.durationMs,
+        status_code: a.statusCode,
+        response_excerpt: a.responseExcerpt,
+        error: a.error,
+      })),
+  };
+}
+
+export type DeliveryFilter = { status?: DeliveryRow["status"]; event_type?: string };
+
+/** One page of an endpoint's deliveries, newest first, with their events and attempts: one D1 round trip. */
+export async function readDeliveries(db: Db, endpointId: string, filter: DeliveryFilter & { limit: number; offset: number }) {
+  const where: SQL[] = [eq(webhookDeliveries.endpointId, endpointId)];
+  if (filter.status) where.push(eq(webhookDeliveries.status, filter.status));
+  if (filter.event_type) where.push(eq(webhookDeliveries.eventType, filter.event_type));
+  const page = db
+    .select({ eventId: webhookDeliveries.eventId })
+    .from(webhookDeliveries)
+    .where(and(...where))
+    .orderBy(desc(webhookDeliveries.eventId))
+    .limit(filter.limit)
+    .offset(filter.offset);
+  const [rows, [totals], attempts] = await db.batch([
+    db
+      .select({ delivery: webhookDeliveries, event: webhookEvents })
+      .from(webhookDeliveries)
+      .innerJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
+      .where(and(...where))
+      .orderBy(desc(webhookDeliveries.eventId))
+      .limit(filter.limit)
+      .offset(filter.offset),
+    db.select({ total: count() }).from(webhookDeliveries).where(and(...where)),
+    db.select().from(webhookAttempts).where(and(eq(webhookAttempts.endpointId, endpointId), inArray(webhookAttempts.eventId, page))),
+  ]);
+  const attemptsOf = Map.groupBy(attempts, (a) => a.eventId);
+  return { deliveries: rows.map((r) => toDeliveryJson(r.delivery, r.event, attemptsOf.get(r.delivery.eventId) ?? [])), total: totals!.total };
+}
+
+/** One delivery with its event and attempts, or null. */
+export async function readDelivery(db: Db, endpointId: string, eventId: string) {
+  const [[row], attempts] = await db.batch([
+    db
+      .select({ delivery: webhookDeliveries, event: webhookEvents })
+      .from(webhookDeliveries)
+      .innerJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
+      .where(and(eq(webhookDeliveries.endpointId, endpointId), eq(webhookDeliveries.eventId, eventId))),
+    db.select().from(webhookAttempts).where(and(eq(webhookAttempts.endpointId, endpointId), eq(webhookAttempts.eventId, eventId))),
+  ]);
+  return row ? toDeliveryJson(row.delivery, row.event, attempts) : null;
+}
+
