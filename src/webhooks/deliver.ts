@@ -16,7 +16,7 @@ const LEASE_MS = 30_000;
 /** Queues delay a message by at most 12 hours; longer waits take more than one hop. */
 const QUEUE_MAX_DELAY_S = 43_200;
 /** A message arriving this early is close enough to its time. */
-const EARLY_MS = 5_000;
+const EARLY_MS = 1_000;
 
 /** The wait before the retry after `failed` failed attempts, within ±10 %, so retries after an outage spread out. */
 export function retryDelayMs(failed: number, random = Math.random()): number {
@@ -87,8 +87,15 @@ export async function consumeWebhooks(batch: MessageBatch<WebhookMessage>, env: 
 
   const outcomeOfMessage = new Map(outcomes.map((o) => [`${o.endpoint_id} ${o.event_id}`, o]));
   const stateOfMessage = new Map(states.map((s) => [`${s.endpoint_id} ${s.event_id}`, s]));
+  const seen = new Set<string>();
   for (const message of batch.messages) {
     const id = `${message.body.endpoint_id} ${message.body.event_id}`;
+    // The same delivery twice in one batch: one message carries it on.
+    if (seen.has(id)) {
+      message.ack();
+      continue;
+    }
+    seen.add(id);
     const outcome = outcomeOfMessage.get(id);
     // Attempted here: a failure with retries left comes back when its next attempt is due.
     if (outcome) {
@@ -133,7 +140,7 @@ async function record(d1: D1Database, now: number, leaseUntil: number, attempts:
     prepare(d1, sql`
       INSERT INTO ${webhookAttempts} (endpoint_id, event_id, number, attempted_at, duration_ms, status_code, response_excerpt, error)
       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7 FROM json_each(${attemptRows})
-      ON CONFLICT DO NOTHING`),
+      WHERE true ON CONFLICT DO NOTHING`),
     prepare(d1, sql`
       UPDATE ${webhookDeliveries} SET status = o.value ->> 'status', attempts = attempts + (o.value ->> 'attempted'),
         next_attempt_at = coalesce(o.value ->> 'next', next_attempt_at), last_error = o.value ->> 'error',

@@ -60,7 +60,10 @@ export function toDeliveryJson(delivery: DeliveryRow, event: EventRow, attempts:
 
 export type DeliveryFilter = { status?: DeliveryRow["status"]; event_type?: string };
 
-/** One page of an endpoint's deliveries, newest first, with their events and attempts: one D1 round trip. */
+/**
+ * One page of an endpoint's deliveries, newest first, with their events and attempts: one D1
+ * round trip. (Read side by side, not joined: drizzle's D1 batch mixes up joined columns of the same name.)
+ */
 export async function readDeliveries(db: Db, endpointId: string, filter: DeliveryFilter & { limit: number; offset: number }) {
   const where: SQL[] = [eq(webhookDeliveries.endpointId, endpointId)];
   if (filter.status) where.push(eq(webhookDeliveries.status, filter.status));
@@ -72,32 +75,23 @@ export async function readDeliveries(db: Db, endpointId: string, filter: Deliver
     .orderBy(desc(webhookDeliveries.eventId))
     .limit(filter.limit)
     .offset(filter.offset);
-  const [rows, [totals], attempts] = await db.batch([
-    db
-      .select({ delivery: webhookDeliveries, event: webhookEvents })
-      .from(webhookDeliveries)
-      .innerJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
-      .where(and(...where))
-      .orderBy(desc(webhookDeliveries.eventId))
-      .limit(filter.limit)
-      .offset(filter.offset),
+  const [rows, [totals], events, attempts] = await db.batch([
+    db.select().from(webhookDeliveries).where(and(...where)).orderBy(desc(webhookDeliveries.eventId)).limit(filter.limit).offset(filter.offset),
     db.select({ total: count() }).from(webhookDeliveries).where(and(...where)),
+    db.select().from(webhookEvents).where(inArray(webhookEvents.id, page)),
     db.select().from(webhookAttempts).where(and(eq(webhookAttempts.endpointId, endpointId), inArray(webhookAttempts.eventId, page))),
   ]);
+  const eventOf = new Map(events.map((e) => [e.id, e]));
   const attemptsOf = Map.groupBy(attempts, (a) => a.eventId);
-  return { deliveries: rows.map((r) => toDeliveryJson(r.delivery, r.event, attemptsOf.get(r.delivery.eventId) ?? [])), total: totals!.total };
+  return { deliveries: rows.map((d) => toDeliveryJson(d, eventOf.get(d.eventId)!, attemptsOf.get(d.eventId) ?? [])), total: totals!.total };
 }
 
 /** One delivery with its event and attempts, or null. */
 export async function readDelivery(db: Db, endpointId: string, eventId: string) {
-  const [[row], attempts] = await db.batch([
-    db
-      .select({ delivery: webhookDeliveries, event: webhookEvents })
-      .from(webhookDeliveries)
-      .innerJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
-      .where(and(eq(webhookDeliveries.endpointId, endpointId), eq(webhookDeliveries.eventId, eventId))),
+  const [[delivery], [event], attempts] = await db.batch([
+    db.select().from(webhookDeliveries).where(and(eq(webhookDeliveries.endpointId, endpointId), eq(webhookDeliveries.eventId, eventId))),
+    db.select().from(webhookEvents).where(eq(webhookEvents.id, eventId)),
     db.select().from(webhookAttempts).where(and(eq(webhookAttempts.endpointId, endpointId), eq(webhookAttempts.eventId, eventId))),
   ]);
-  return row ? toDeliveryJson(row.delivery, row.event, attempts) : null;
+  return delivery && event ? toDeliveryJson(delivery, event, attempts) : null;
 }
-
