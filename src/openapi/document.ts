@@ -7,6 +7,7 @@ import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateCon
 import { CreateEventsBody, EventList, EventsCreated, ListEventsQuery } from "../schemas/events";
 import { InboundResult, ResendEvent } from "../schemas/inbound";
 import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
+import { CreateWebhookEndpointBody, DeliveryParams, ListDeliveriesQuery, TestEventBody, UpdateWebhookEndpointBody, WebhookDeliveryEnvelope, WebhookDeliveryList, WebhookEndpointEnvelope, WebhookEndpointList } from "../schemas/webhooks";
 import { buildDocument, type Operation } from "./build";
 
 const ok = <T extends z.ZodRawShape>(shape: T) => z.object({ status: z.literal("success"), ...shape });
@@ -88,6 +89,29 @@ const operations: Operation[] = [
     success: { status: 200, description: "Rejected; the contact's sequence ends. 409 action_not_pending", schema: ActionEnvelope } },
   { method: "get", path: "/v1/outbox", summary: "List outbox deliveries", tag: "Runs", auth: "agents:read",
     query: ListOutboxQuery, success: { status: 200, description: "What outbound actions would have sent, newest first", schema: OutboxList } },
+  { method: "get", path: "/v1/webhook-endpoints", summary: "List webhook endpoints", tag: "Webhooks", auth: "webhooks:read",
+    query: Pagination, success: { status: 200, description: "Newest first; secrets are never listed", schema: WebhookEndpointList } },
+  { method: "post", path: "/v1/webhook-endpoints", summary: "Create a webhook endpoint", tag: "Webhooks", auth: "webhooks:write",
+    body: CreateWebhookEndpointBody, errors: [409],
+    success: { status: 201, description: "Created; `secret` is shown only here and on rotation. 409 limit_reached (20 per workspace) or webhooks_not_configured (no ENCRYPTION_KEY)", schema: WebhookEndpointEnvelope } },
+  { method: "get", path: "/v1/webhook-endpoints/:id", summary: "Get a webhook endpoint", tag: "Webhooks", auth: "webhooks:read",
+    params: IdParam, success: { status: 200, description: "The endpoint, without its secret", schema: WebhookEndpointEnvelope } },
+  { method: "patch", path: "/v1/webhook-endpoints/:id", summary: "Update a webhook endpoint", tag: "Webhooks", auth: "webhooks:write",
+    params: IdParam, body: UpdateWebhookEndpointBody, success: { status: 200, description: "Updated; `enabled: true` clears disabled_reason and failing_since", schema: WebhookEndpointEnvelope } },
+  { method: "delete", path: "/v1/webhook-endpoints/:id", summary: "Delete a webhook endpoint", tag: "Webhooks", auth: "webhooks:write",
+    params: IdParam, success: { status: 200, description: "Deleted with its deliveries", schema: Deleted } },
+  { method: "post", path: "/v1/webhook-endpoints/:id/rotate-secret", summary: "Rotate a webhook endpoint's secret", tag: "Webhooks", auth: "webhooks:write",
+    params: IdParam, errors: [409],
+    success: { status: 200, description: "The new `secret`, shown only here; the previous one also signs for 24 hours. 409 webhooks_not_configured or secret_rotating", schema: WebhookEndpointEnvelope } },
+  { method: "post", path: "/v1/webhook-endpoints/:id/test", summary: "Send a test event", tag: "Webhooks", auth: "webhooks:write",
+    params: IdParam, body: TestEventBody, bodyRequired: false, errors: [409],
+    success: { status: 202, description: "An example event queued for this endpoint only; 409 endpoint_disabled", schema: WebhookDeliveryEnvelope } },
+  { method: "get", path: "/v1/webhook-endpoints/:id/deliveries", summary: "List a webhook endpoint's deliveries", tag: "Webhooks", auth: "webhooks:read",
+    params: IdParam, query: ListDeliveriesQuery, success: { status: 200, description: "Newest first, each with its event and attempts", schema: WebhookDeliveryList } },
+  { method: "post", path: "/v1/webhook-endpoints/:id/deliveries/:deliveryId/redeliver", summary: "Redeliver a webhook delivery", tag: "Webhooks", auth: "webhooks:write",
+    params: DeliveryParams, errors: [409],
+    success: { status: 202, description: "One more attempt, queued now; 409 endpoint_disabled, or delivery_pending while it is still on its retry schedule", schema: WebhookDeliveryEnvelope } },
+
   { method: "get", path: "/v1/unsubscribe/:token", summary: "Show an unsubscribe page", tag: "Unsubscribe", auth: null,
     params: z.strictObject({ token: z.string() }), success: { status: 200, description: "A small HTML page with a confirm button; 404 for a forged or altered token", schema: z.string(), html: true } },
   { method: "post", path: "/v1/unsubscribe/:token", summary: "Unsubscribe by link", tag: "Unsubscribe", auth: null,
