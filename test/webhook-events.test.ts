@@ -23,7 +23,7 @@ beforeEach(() => {
 
 /** The workspace's webhook events in the order they were written. */
 const eventsOf = async (workspaceId: string) =>
-  (await rows("SELECT id, type, data FROM webhook_events WHERE workspace_id = ? ORDER BY id", workspaceId)).map((e) => ({ ...e, data: JSON.parse(e.data) }));
+  (await rows("SELECT id, type, data FROM webhook_events WHERE workspace_id = ? ORDER BY id", workspaceId)).map((e): Json => ({ ...e, data: JSON.parse(e.data) }));
 const typesOf = async (workspaceId: string) => (await eventsOf(workspaceId)).map((e) => e.type);
 
 /** A workspace with an endpoint taking every event, an email agent and a contact. */

@@ -25,6 +25,7 @@ export function holdWebhookMessages(): { messages: WebhookMessage[]; restore: ()
   const messages: WebhookMessage[] = [];
   const spy = vi.spyOn(env.WEBHOOK_QUEUE, "sendBatch").mockImplementation(async (batch) => {
     for (const m of batch) messages.push(m.body as WebhookMessage);
+    return undefined as never;
   });
   return { messages, restore: () => spy.mockRestore() };
 }

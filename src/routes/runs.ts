@@ -19,6 +19,7 @@ import { ActionParamsPath, ApproveBody, ListRunsQuery, RejectBody, RunParams, Ru
 import type { ContactsPage, RunView } from "../runs/views";
 import type { Db } from "../db/client";
 import { findAgent } from "./agents";
+import { dispatchNew } from "../webhooks/dispatch";
 
 
 function decided(result: DecisionResult) {
@@ -103,6 +104,8 @@ export const runs = new Hono<AppEnv>()
       .set({ status: "cancelled", completedAt: new Date() })
       .where(and(eq(runsTable.id, run.id), eq(runsTable.status, "queued")));
     const updated = await findRun(db, run.workspaceId, run.id);
+    // The move out of `queued` wrote run.cancelled with it (a D1 trigger): sent now rather than at the sweep.
+    if (updated?.status === "cancelled") c.executionCtx.waitUntil(dispatchNew(c.env, run.workspaceId));
     if (updated?.status !== "cancelled") throw conflict("run_not_active", `The run is ${updated?.status ?? "gone"}`);
     return c.json({ status: "success", run: toRunJson(updated) });
   })

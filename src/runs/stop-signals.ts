@@ -7,6 +7,7 @@ import { batchRead, chunk, D1_MAX_PARAMS } from "../lib/d1";
 import { ACTIVE_RUN_STATUSES, type StopReason } from "./machine";
 import { runStub } from "./run-stub";
 import { STOP_EVENTS, type ContactSnapshot } from "./spec";
+import { dispatchNew } from "../webhooks/dispatch";
 
 /** Runs told directly, in parallel, from the request; a contact in more runs than this is signalled through the queue. */
 export const INLINE_SIGNAL_RUNS = 20;
@@ -54,6 +55,8 @@ export async function signalContacts(db: Db, env: Env, workspaceId: string, sign
   const changedIds = signals.changedIds ?? [];
   const contactIds = [...new Set([...stops.map((s) => s.contactId), ...changes.map((s) => s.contactId), ...changedIds])];
   if (contactIds.length === 0) return;
+  // An opt-out wrote contact.unsubscribed with it (a D1 trigger): sent now rather than at the sweep.
+  if (stops.some((s) => s.reason === "unsubscribe")) await dispatchNew(env, workspaceId);
   const holders = await batchRead(
     db,
     chunk(contactIds, D1_MAX_PARAMS - 10).map((part) =>
