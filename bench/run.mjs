@@ -3,7 +3,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { ADMIN_TOKEN, serveBare, serveCairn, serveFakeModel, serveFakeResend } from "./serve.mjs";
+import { ADMIN_TOKEN, serveBare, serveCairn, serveFakeModel, serveFakeResend, serveWebhookReceiver } from "./serve.mjs";
 
 const CONNECTIONS = 32;
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 10_000);
@@ -134,6 +134,11 @@ await scenario("GET /v1/agents/runs/:runId (100 contacts)", cairn.url, [{ method
 await scenario("POST /v1/agents", cairn.url, [{ method: "POST", path: "/v1/agents", headers: auth, body: { name: "Written", capabilities: ["email"] } }]);
 const events = hundred.map((contact_id, i) => ({ contact_id, type: "page_view", url: `https://bench.example/pricing?i=${i}` }));
 await scenario("POST /v1/events (100 events)", cairn.url, [{ method: "POST", path: "/v1/events", headers: auth, body: { events } }]);
+// The same events once 20 agents start runs from them: matching happens in the queue consumer,
+// on the same core as the server, so what it costs the request path shows here.
+const pricingWatch = { filter: { event: { type: "page_view", url_contains: "/pricing", min_count: 2, within_days: 7 } }, cooldown_days: 30 };
+for (let i = 0; i < 20; i++) await call("POST", "/v1/agents", { ...emailAgent(`Event-driven ${i}`), monitoring: pricingWatch }, key);
+await scenario("POST /v1/events (100 events), 20 event-driven agents", cairn.url, [{ method: "POST", path: "/v1/events", headers: auth, body: { events } }]);
 
 log("run engine");
 for (const size of ENGINE_SIZES) {
@@ -170,6 +175,32 @@ const approvalRun = (await call("POST", `/v1/agents/${approvalAgent.id}/trigger`
 await waitForPending(cairn.db, approvalRun, 1000);
 const approvals = approvalContacts.map((id) => ({ method: "POST", path: `/v1/agents/runs/${approvalRun}/contacts/${id}/actions/0/approve`, headers: auth }));
 results.approvals = await load(cairn.url, approvals, { once: true });
+
+const WEBHOOKS = 5000;
+log(`${WEBHOOKS} webhook deliveries to a local receiver that verifies every signature`);
+{
+  const receiver = await serveWebhookReceiver();
+  const { workspace: ws } = await call("POST", "/v1/admin/workspaces", { name: "Bench webhooks" });
+  const hookKey = (await call("POST", `/v1/admin/workspaces/${ws.id}/api-keys`, {})).api_key.key;
+  const { webhook_endpoint } = await call("POST", "/v1/webhook-endpoints", { url: receiver.url, events: ["contact.unsubscribed"] }, hookKey);
+  receiver.verifyWith(webhook_endpoint.secret);
+  await makeContacts(call, hookKey, "hook", WEBHOOKS);
+  // End to end: from the first opt-out written to the last signed event received.
+  const started = performance.now();
+  for (let start = 0; start < WEBHOOKS; start += 1000) {
+    const contacts = Array.from({ length: Math.min(1000, WEBHOOKS - start) }, (_, i) => ({ email: `hook-${start + i}@bench.example`, unsubscribed: true }));
+    await call("POST", "/v1/contacts/batch", { contacts }, hookKey);
+  }
+  const deadline = Date.now() + 180_000;
+  while (receiver.stats.ids.size < WEBHOOKS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const ms = receiver.stats.lastAt - started;
+  // A little longer, so a late duplicate would be counted too.
+  await new Promise((r) => setTimeout(r, 2000));
+  const { stats } = receiver;
+  results.webhooks = { deliveries: WEBHOOKS, ms, perSecond: stats.ids.size / (ms / 1000), requests: stats.requests, unique: stats.ids.size, duplicates: stats.duplicates, bad_signatures: stats.badSignatures };
+  log(`  ${stats.ids.size} of ${WEBHOOKS} in ${ms.toFixed(0)} ms, ${stats.duplicates} duplicates, ${stats.badSignatures} bad signatures`);
+  await receiver.close();
+}
 
 const RESEND_LATENCY_MS = 100;
 log(`approvals sending through the resend transport: a local fake Resend answering in ${RESEND_LATENCY_MS} ms`);
@@ -239,6 +270,11 @@ for (const r of rows.slice(1)) console.log(line(r));
 
 const r = results.resend;
 console.log(`\nResend transport: ${r.requests} approvals by ${CONNECTIONS} concurrent approvers, ${fmt(r.rps)} sends/s (outbox: ${fmt(results.approvals.rps)}/s); the fake saw ${r.provider_requests} requests for ${r.emails} emails, ${r.duplicates} duplicates, ${r.missing_headers} without unsubscribe headers; deliveries ${JSON.stringify(r.deliveries)}`);
+const w = results.webhooks;
+const eventsRps = (name) => results.http.find((h) => h.name === name).rps;
+const withAgents = eventsRps("POST /v1/events (100 events), 20 event-driven agents") / eventsRps("POST /v1/events (100 events)");
+console.log(`\nWebhooks: ${w.unique} of ${w.deliveries} events received in ${fmt(w.ms)} ms end to end, ${fmt(w.perSecond)} deliveries/s (x bare ${fmt(w.perSecond / limit, 2)}, x bare+D1 ${fmt(w.perSecond / d1Limit, 2)}); ${w.requests} requests, ${w.duplicates} duplicates, ${w.bad_signatures} bad signatures`);
+console.log(`POST /v1/events with 20 event-driven agents: ${fmt(withAgents, 2)} of its rate without them`);
 console.log(`\nRun view, 1000 contacts x 20,000-character bodies, first page, one request at a time: p50 ${fmt(results.bigView.p50, 1)} ms, max ${fmt(results.bigView.max, 1)} ms, ${results.bigView.bytes} bytes`);
 
 console.log(`\nModel proposals (fake OpenAI-compatible endpoint, ${MODEL_LATENCY_MS} ms a call, concurrency ${CONCURRENCY}): trigger until every contact's first action is pending`);
@@ -265,6 +301,8 @@ const report = {
   http: results.http.map((r) => ({ ...r, ratio_to_bare: r.rps / limit, ratio_to_bare_d1: r.rps / d1Limit })),
   approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit, ratio_to_bare_d1: results.approvals.rps / d1Limit },
   resend_approvals: { ...results.resend, ratio_to_bare: results.resend.rps / limit, ratio_to_bare_d1: results.resend.rps / d1Limit, ratio_to_outbox: results.resend.rps / results.approvals.rps },
+  webhooks: { ...results.webhooks, ratio_to_bare: results.webhooks.perSecond / limit, ratio_to_bare_d1: results.webhooks.perSecond / d1Limit },
+  events_with_event_driven_agents: withAgents,
   engine: results.engine,
   big_run_view: results.bigView,
   model_proposals: { latency_ms: MODEL_LATENCY_MS, concurrency: CONCURRENCY, runs: results.llm },

@@ -23,13 +23,15 @@ export async function serveCairn(bundlePath, bindings = {}) {
         name: "cairn",
         modules: [{ type: "ESModule", path: bundlePath }],
         compatibilityDate,
-        bindings: { ADMIN_TOKEN, ...bindings },
+        bindings: { ADMIN_TOKEN, ENCRYPTION_KEY: "bench-encryption-key", WEBHOOKS_ALLOW_HTTP: "true", ...bindings },
         d1Databases: { DB: "cairn" },
         durableObjects: { RUNS: { className: "RunObject", useSQLite: true } },
-        queueProducers: { RUN_QUEUE: { queueName: "cairn-runs" } },
+        queueProducers: { RUN_QUEUE: { queueName: "cairn-runs" }, WEBHOOK_QUEUE: { queueName: "cairn-webhooks" } },
         queueConsumers: {
           "cairn-runs": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 5, deadLetterQueue: "cairn-runs-dlq" },
           "cairn-runs-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
+          "cairn-webhooks": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 100, deadLetterQueue: "cairn-webhooks-dlq" },
+          "cairn-webhooks-dlq": { maxBatchSize: 100, maxBatchTimeout: 1 },
         },
       },
     ],
@@ -130,4 +132,41 @@ export async function serveFakeResend(latencyMs) {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${server.address().port}`, stats, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+/**
+ * A webhook receiver on this machine: verifies every request's Standard Webhooks signature
+ * with `secret` (set once the endpoint exists) and counts messages by webhook-id, so lost,
+ * doubled and badly signed deliveries show. Answers 200 at once.
+ */
+export async function serveWebhookReceiver() {
+  const { createServer } = await import("node:http");
+  const { Webhook } = await import("standardwebhooks");
+  const stats = { requests: 0, ids: new Set(), duplicates: 0, badSignatures: 0, lastAt: 0 };
+  let verifier = null;
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      stats.requests++;
+      try {
+        verifier.verify(body, req.headers);
+      } catch {
+        stats.badSignatures++;
+      }
+      const id = req.headers["webhook-id"];
+      if (stats.ids.has(id)) stats.duplicates++;
+      stats.ids.add(id);
+      stats.lastAt = performance.now();
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hooks`,
+    stats,
+    verifyWith: (secret) => (verifier = new Webhook(secret)),
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
