@@ -5,13 +5,16 @@ import type { Env } from "../env";
 import { chunk, rowsPerStatement } from "../lib/d1";
 import { signalStops } from "../runs/stop-signals";
 import type { EventRow } from "./event-record";
+import { matchRequest, sendMatch } from "./event-runs";
 
 const EVENT_COLUMNS = 8;
 
 /**
  * Stores events of contacts of one workspace, whoever reports them (the API, a reply, a
  * provider's delivery event): `contact.unsubscribed` opts the contact out in the same batch,
- * and stop events (reply, unsubscribe, bounce) stop every sequence of their contacts.
+ * and stop events (reply, unsubscribe, bounce) stop every sequence of their contacts. When an
+ * enabled agent of the workspace runs on one of the events' types, the same batch writes a
+ * match request and its queue message matches the contacts off the request path.
  */
 export async function recordEvents(db: Db, env: Env, workspaceId: string, rows: EventRow[]): Promise<void> {
   if (rows.length === 0) return;
@@ -26,7 +29,7 @@ export async function recordEvents(db: Db, env: Env, workspaceId: string, rows: 
         .where(and(eq(contacts.workspaceId, workspaceId), inArray(contacts.id, part))),
     ),
   ];
-  const [first, ...rest] = writes;
-  await db.batch([first!, ...rest]);
+  const [[requested]] = await db.batch([matchRequest(db, workspaceId, rows), ...writes]);
+  if (requested) await sendMatch(env, requested.id);
   await signalStops(db, env, workspaceId, rows.map((r) => ({ contactId: r.contactId, type: r.type })));
 }
