@@ -182,7 +182,10 @@ describe("an endpoint failing for five days", () => {
     expect((await row("SELECT failing_since FROM webhook_endpoints WHERE id = ?", endpoint.id))!.failing_since).toBeNull();
 
     // Failing since five days and a minute ago: the next failure disables it.
-    await row("UPDATE webhook_endpoints SET failing_since = ? WHERE id = ?", Date.now() - DISABLE_AFTER_MS - 60_000, endpoint.id);
+    const since = Date.now() - DISABLE_AFTER_MS - 60_000;
+    await row("UPDATE webhook_endpoints SET failing_since = ? WHERE id = ?", since, endpoint.id);
+    // Saying "enabled" to an endpoint that still is does not restart its streak.
+    expect((await api(`/v1/webhook-endpoints/${endpoint.id}`, { method: "PATCH", key, body: { enabled: true } })).body.webhook_endpoint.failing_since).toBe(new Date(since).toISOString());
     const c = await testEvent(key, endpoint.id, held);
     await consume([c.message]);
     const shown = (await api(`/v1/webhook-endpoints/${endpoint.id}`, { key })).body.webhook_endpoint;

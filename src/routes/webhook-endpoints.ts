@@ -1,4 +1,5 @@
 import { and, count, desc, eq, sql } from "drizzle-orm";
+import type { SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import { Hono } from "hono";
 import { webhookDeliveries, webhookEndpoints as endpointsTable, webhookEvents } from "../db/schema";
 import type { AppEnv, Env } from "../env";
@@ -76,13 +77,17 @@ export const webhookEndpoints = new Hono<AppEnv>()
 
   .patch("/:id", requireScope("webhooks:write"), validate("param", IdParam), validate("json", UpdateWebhookEndpointBody), async (c) => {
     const body = c.req.valid("json");
-    const changes: Partial<EndpointRow> = { updatedAt: new Date() };
+    const changes: SQLiteUpdateSetSource<typeof endpointsTable> = { updatedAt: new Date() };
     if (body.url !== undefined) changes.url = allowedUrl(c.env, body.url);
     if (body.events !== undefined) changes.events = body.events;
     if (body.description !== undefined) changes.description = body.description;
     if (body.enabled !== undefined) changes.enabled = body.enabled;
-    // Enabled again: the old failures and their verdict no longer stand.
-    if (body.enabled === true) Object.assign(changes, { disabledReason: null, failingSince: null });
+    // Enabled again after being disabled: the old failures and their verdict no longer stand.
+    // Saying `enabled: true` to an enabled endpoint leaves its failing streak running.
+    if (body.enabled === true) {
+      changes.disabledReason = sql`CASE WHEN ${endpointsTable.enabled} = 0 THEN NULL ELSE ${endpointsTable.disabledReason} END`;
+      changes.failingSince = sql`CASE WHEN ${endpointsTable.enabled} = 0 THEN NULL ELSE ${endpointsTable.failingSince} END`;
+    }
     const [row] = await c.var.db.update(endpointsTable).set(changes).where(ownedEndpoint(c.var.auth.workspaceId, c.req.valid("param").id)).returning();
     if (!row) throw notFound("webhook endpoint");
     return c.json({ status: "success", webhook_endpoint: toEndpointJson(row) });
@@ -123,7 +128,10 @@ export const webhookEndpoints = new Hono<AppEnv>()
     // An event for this endpoint only: the fan-out trigger makes its one delivery.
     await c.var.db.insert(webhookEvents).values({ id, workspaceId: endpoint.workspaceId, type, data: EXAMPLE_DATA[type], endpointId: endpoint.id, createdAt: new Date() });
     await dispatchNew(c.env, endpoint.workspaceId);
-    return c.json({ status: "success", delivery: await readDelivery(c.var.db, endpoint.id, id) }, 202);
+    const delivery = await readDelivery(c.var.db, endpoint.id, id);
+    // Disabled between the check and the insert: the fan-out made no delivery.
+    if (!delivery) throw conflict("endpoint_disabled", "The endpoint was disabled meanwhile; enable it with PATCH first");
+    return c.json({ status: "success", delivery }, 202);
   })
 
   .get("/:id/deliveries", requireScope("webhooks:read"), validate("param", IdParam), validate("query", ListDeliveriesQuery), async (c) => {
