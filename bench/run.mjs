@@ -137,8 +137,11 @@ await scenario("POST /v1/events (100 events)", cairn.url, [{ method: "POST", pat
 // The same events once 20 agents start runs from them: matching happens in the queue consumer,
 // on the same core as the server, so what it costs the request path shows here.
 const pricingWatch = { filter: { event: { type: "page_view", url_contains: "/pricing", min_count: 2, within_days: 7 } }, cooldown_days: 30 };
-for (let i = 0; i < 20; i++) await call("POST", "/v1/agents", { ...emailAgent(`Event-driven ${i}`), monitoring: pricingWatch }, key);
+for (let i = 0; i < 20; i++) await call("POST", "/v1/agents", { ...emailAgent(`Event-driven ${i}`), enabled: true, monitoring: pricingWatch }, key);
 await scenario("POST /v1/events (100 events), 20 event-driven agents", cairn.url, [{ method: "POST", path: "/v1/events", headers: auth, body: { events } }]);
+// Proof the agents were matched against, not skipped: their candidates for the next minute's runs.
+results.eventMatches = (await cairn.db.prepare("SELECT count(*) AS n FROM event_run_candidates").first()).n;
+log(`  event-driven agents matched ${results.eventMatches} (agent, contact) pairs`);
 
 log("run engine");
 for (const size of ENGINE_SIZES) {
@@ -274,7 +277,7 @@ const w = results.webhooks;
 const eventsRps = (name) => results.http.find((h) => h.name === name).rps;
 const withAgents = eventsRps("POST /v1/events (100 events), 20 event-driven agents") / eventsRps("POST /v1/events (100 events)");
 console.log(`\nWebhooks: ${w.unique} of ${w.deliveries} events received in ${fmt(w.ms)} ms end to end, ${fmt(w.perSecond)} deliveries/s (x bare ${fmt(w.perSecond / limit, 2)}, x bare+D1 ${fmt(w.perSecond / d1Limit, 2)}); ${w.requests} requests, ${w.duplicates} duplicates, ${w.bad_signatures} bad signatures`);
-console.log(`POST /v1/events with 20 event-driven agents: ${fmt(withAgents, 2)} of its rate without them`);
+console.log(`POST /v1/events with 20 event-driven agents: ${fmt(withAgents, 2)} of its rate without them (${results.eventMatches} agent-contact matches made meanwhile)`);
 console.log(`\nRun view, 1000 contacts x 20,000-character bodies, first page, one request at a time: p50 ${fmt(results.bigView.p50, 1)} ms, max ${fmt(results.bigView.max, 1)} ms, ${results.bigView.bytes} bytes`);
 
 console.log(`\nModel proposals (fake OpenAI-compatible endpoint, ${MODEL_LATENCY_MS} ms a call, concurrency ${CONCURRENCY}): trigger until every contact's first action is pending`);
@@ -302,7 +305,7 @@ const report = {
   approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit, ratio_to_bare_d1: results.approvals.rps / d1Limit },
   resend_approvals: { ...results.resend, ratio_to_bare: results.resend.rps / limit, ratio_to_bare_d1: results.resend.rps / d1Limit, ratio_to_outbox: results.resend.rps / results.approvals.rps },
   webhooks: { ...results.webhooks, ratio_to_bare: results.webhooks.perSecond / limit, ratio_to_bare_d1: results.webhooks.perSecond / d1Limit },
-  events_with_event_driven_agents: withAgents,
+  events_with_event_driven_agents: { ratio: withAgents, matches: results.eventMatches },
   engine: results.engine,
   big_run_view: results.bigView,
   model_proposals: { latency_ms: MODEL_LATENCY_MS, concurrency: CONCURRENCY, runs: results.llm },

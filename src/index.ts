@@ -31,7 +31,8 @@ export default {
 
   async scheduled(controller, env, ctx) {
     const db = createDb(env.DB);
-    ctx.waitUntil(Promise.all([runSchedules(db, env, controller.scheduledTime), startEventRuns(db, env, controller.scheduledTime), reconcileQueuedRuns(db, env), purgeExpiredKeys(db), sweepWebhooks(env)]));
+    // Settled, not all: one task's failure must not cut the others short.
+    ctx.waitUntil(Promise.allSettled([runSchedules(db, env, controller.scheduledTime), startEventRuns(db, env, controller.scheduledTime), reconcileQueuedRuns(db, env), purgeExpiredKeys(db), sweepWebhooks(env)]));
   },
 
   email: receiveEmail,

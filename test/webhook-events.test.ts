@@ -133,7 +133,7 @@ describe("a crash between a transition and D1", () => {
       await env.DB.prepare("DROP TRIGGER test_events_down").run();
     }
     expect(await typesOf(workspaceId)).toStrictEqual([]);
-    const waiting = await runSql(runId, "SELECT id, type, data, created_at FROM webhook_outbox ORDER BY seq");
+    const waiting = await runSql(runId, "SELECT id, type, data, created_at FROM outbox WHERE kind = 'event' ORDER BY seq");
     expect(waiting.map((e) => e.type)).toStrictEqual(["run.started", "action.proposed", "run.awaiting_approval"]);
 
     // The first copy reached D1, but the object died before it forgot them: the next copy is the same events.
@@ -144,7 +144,7 @@ describe("a crash between a transition and D1", () => {
 
     const events = await eventsOf(workspaceId);
     expect(events.map((e) => e.id)).toStrictEqual(waiting.map((e) => e.id));
-    expect(await runSql(runId, "SELECT * FROM webhook_outbox")).toStrictEqual([]);
+    expect(await runSql(runId, "SELECT * FROM outbox")).toStrictEqual([]);
     const deliveries = await rows("SELECT event_id FROM webhook_deliveries WHERE endpoint_id = ?", endpoint.id);
     expect(deliveries).toHaveLength(3);
   });
@@ -174,7 +174,7 @@ describe("transitions D1 makes itself", () => {
     await deliverStart(runId);
     const events = await eventsOf(workspaceId);
     expect(events.map((e) => e.type)).toStrictEqual(["run.cancelled"]);
-    expect(events[0]!.data).toMatchObject({ id: runId, run_id: runId, status: "cancelled", started_at: null });
+    expect(events[0]!.data).toMatchObject({ id: runId, run_id: runId, status: "cancelled", started_at: null, usage: { proposals: 0, input_tokens: 0, output_tokens: 0 } });
   });
 
   it("run.failed for a run whose start message was dead-lettered", async () => {

@@ -5,6 +5,8 @@ import { ApiError, validationError } from "../lib/errors";
 import { claimKey, completeKey, releaseKey } from "../lib/idempotency";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+/** Workspace routes whose answers carry a secret shown once: a webhook endpoint's create and rotate-secret. */
+const SECRET_BEARING = /^\/v1\/webhook-endpoints\/?(?:[^/]+\/rotate-secret\/?)?$/;
 
 /**
  * Honours `Idempotency-Key` on POST and PATCH (CONTRACT.md section 1). Keys are scoped
@@ -24,9 +26,10 @@ export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
   const url = new URL(c.req.url);
   const fingerprint = await sha256Hex(`${c.req.method} ${url.pathname}${url.search}\n${await c.req.text()}`);
 
-  // Operator responses can carry a new API key's secret, which D1 must never hold readable
-  // (CONTRACT.md section 2): they are stored sealed with ADMIN_TOKEN.
-  const sealWith = scope === "admin" ? c.env.ADMIN_TOKEN : undefined;
+  // Operator responses can carry a new API key's secret, and creating or rotating a webhook
+  // endpoint answers its signing secret, which D1 must never hold readable (CONTRACT.md
+  // sections 2 and 12): they are stored sealed, with ADMIN_TOKEN and ENCRYPTION_KEY.
+  const sealWith = scope === "admin" ? c.env.ADMIN_TOKEN : SECRET_BEARING.test(url.pathname) ? c.env.ENCRYPTION_KEY : undefined;
   const context = `idempotency:${scope}:${key}`;
 
   const claim = await claimKey(db, scope, key, fingerprint);

@@ -1,11 +1,12 @@
 import { sql } from "drizzle-orm";
+import { z } from "zod";
 import { createDb } from "../db/client";
 import { webhookDeliveries } from "../db/schema";
 import type { Env, WebhookMessage } from "../env";
 import { consumeWebhooks } from "../webhooks/deliver";
 
-const readable = (body: unknown): body is WebhookMessage =>
-  typeof body === "object" && body !== null && typeof (body as WebhookMessage).endpoint_id === "string" && typeof (body as WebhookMessage).event_id === "string";
+const Delivery = z.object({ endpoint_id: z.string().startsWith("we_"), event_id: z.string().startsWith("msg_") });
+const readable = (body: unknown): body is WebhookMessage => Delivery.safeParse(body).success;
 
 /** The webhooks queue: unreadable messages are logged and dropped, the rest attempted (src/webhooks/deliver.ts). */
 export async function consumeWebhookQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {

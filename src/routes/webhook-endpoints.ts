@@ -17,7 +17,7 @@ import { newSigningSecret, ROTATION_OVERLAP_MS, sealSecret } from "../webhooks/s
 import { checkWebhookUrl } from "../webhooks/url-policy";
 
 /** Endpoints a workspace may have: every event fans out to each, so this bounds an event's cost. */
-export const MAX_ENDPOINTS = 20;
+const MAX_ENDPOINTS = 20;
 
 /** The URL as this deployment allows it (https, no private addresses), or a 400 naming `url`. */
 function allowedUrl(env: Env, raw: string): string {

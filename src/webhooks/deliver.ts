@@ -23,23 +23,56 @@ export function retryDelayMs(failed: number, random = Math.random()): number {
   return Math.round(RETRY_SCHEDULE_S[failed - 1]! * 1000 * (0.9 + 0.2 * random));
 }
 
-type Claimed = { endpoint_id: string; event_id: string; attempts: number; manual: number };
+type Leased = { endpoint_id: string; event_id: string; attempts: number; manual: number };
 type DeliveryState = { endpoint_id: string; event_id: string; status: string; next_attempt_at: number; lease_until: number | null };
-type EventRow = { id: string; workspace_id: string; type: string; data: string; created_at: number };
-type EndpointRow = { id: string; url: string; enabled: number; disabled_reason: string | null; secret: string; previous_secret: string | null; previous_secret_expires_at: number | null };
+type StoredEvent = { id: string; workspace_id: string; type: string; data: string; created_at: number };
+type EndpointState = { id: string; url: string; enabled: number; disabled_reason: string | null; secret: string; previous_secret: string | null; previous_secret_expires_at: number | null };
 type Outcome = { endpoint_id: string; event_id: string; status: "pending" | "succeeded" | "failed"; attempted: boolean; next: number | null; error: string | null };
+type Attempt = AttemptResult & { endpoint_id: string; event_id: string; number: number; at: number };
+
+/**
+ * Requests one batch keeps in flight: Workers let an invocation wait on six at once and queue
+ * the rest, whose timeouts would run out in the queue. Each attempt's 10 s start when it goes.
+ */
+const IN_FLIGHT = 6;
+/** When D1 fails the batch, its messages come back after this long, not at once. */
+const D1_RETRY_S = 30;
 
 /**
  * Consumes the webhooks queue: each message is one delivery. It takes the delivery's lease
  * (so a duplicate message never makes a second attempt at once), attempts it, and records
  * the attempt, the delivery's new state and the endpoint's health in one D1 batch before
- * acknowledging. A failed attempt is retried on the schedule through `retry({ delaySeconds })`.
+ * acknowledging. A failed attempt is retried on the schedule through `retry({ delaySeconds })`;
+ * a D1 failure retries the batch's messages later (an attempt it could not record is made again).
  */
 export async function consumeWebhooks(batch: MessageBatch<WebhookMessage>, env: Env, timeoutMs = ATTEMPT_TIMEOUT_MS): Promise<void> {
-  const d1 = env.DB;
   const now = Date.now();
+  try {
+    const { leased, states, events, endpoints, leaseUntil } = await lease(env.DB, batch.messages, now);
+    const eventById = new Map(events.map((e) => [e.id, e]));
+    const endpointById = new Map(endpoints.map((e) => [e.id, e]));
+    const attempts: Attempt[] = [];
+    const outcomes = await inTurns(leased, IN_FLIGHT, async (delivery): Promise<Outcome> => {
+      const endpoint = endpointById.get(delivery.endpoint_id)!;
+      if (!endpoint.enabled) return { ...key(delivery), status: "failed", attempted: false, next: null, error: `Not sent: the endpoint is disabled (${endpoint.disabled_reason ?? "by request"})` };
+      const at = Date.now();
+      const result = await attemptOnce(env, endpoint, eventById.get(delivery.event_id)!, at, timeoutMs);
+      const number = delivery.attempts + 1;
+      attempts.push({ ...result, ...key(delivery), number, at });
+      return outcomeOf(delivery, number, result, at);
+    });
+    await record(env.DB, now, leaseUntil, attempts, outcomes, healthChanges(attempts, now));
+    settle(batch.messages, outcomes, states, now);
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", queue: batch.queue, message: "webhook batch failed; retried later", error: messageOf(error) }));
+    for (const message of batch.messages) message.retry({ delaySeconds: D1_RETRY_S });
+  }
+}
+
+/** Takes the lease of every due, unheld delivery the messages name, and reads what attempting them needs: one D1 round trip. */
+async function lease(d1: D1Database, messages: readonly Message<WebhookMessage>[], now: number) {
   const leaseUntil = now + LEASE_MS;
-  const pairs = JSON.stringify(batch.messages.map((m) => [m.body.endpoint_id, m.body.event_id]));
+  const pairs = JSON.stringify(messages.map((m) => [m.body.endpoint_id, m.body.event_id]));
   const named = sql`(endpoint_id, event_id) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(${pairs}))`;
   const results = await d1.batch([
     prepare(d1, sql`
@@ -52,60 +85,65 @@ export async function consumeWebhooks(batch: MessageBatch<WebhookMessage>, env: 
       SELECT id, url, enabled, disabled_reason, secret, previous_secret, previous_secret_expires_at FROM ${webhookEndpoints}
       WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(${pairs}))`),
   ]);
-  const [claimed, states] = [rowsOf<Claimed>(results[0]), rowsOf<DeliveryState>(results[1])];
-  const events = rowsOf<EventRow>(results[2]);
-  const endpoints = rowsOf<EndpointRow>(results[3]);
-  const eventById = new Map(events.map((e) => [e.id, e]));
-  const endpointById = new Map(endpoints.map((e) => [e.id, e]));
-  const allowHttp = env.WEBHOOKS_ALLOW_HTTP === "true";
+  return {
+    leaseUntil,
+    leased: rowsOf<Leased>(results[0]),
+    states: rowsOf<DeliveryState>(results[1]),
+    events: rowsOf<StoredEvent>(results[2]),
+    endpoints: rowsOf<EndpointState>(results[3]),
+  };
+}
 
-  const attempts: (AttemptResult & { endpoint_id: string; event_id: string; number: number; at: number })[] = [];
-  const outcomes = await Promise.all(
-    claimed.map(async (delivery): Promise<Outcome> => {
-      const endpoint = endpointById.get(delivery.endpoint_id)!;
-      const event = eventById.get(delivery.event_id)!;
-      if (!endpoint.enabled) return { ...key(delivery), status: "failed", attempted: false, next: null, error: `Not sent: the endpoint is disabled (${endpoint.disabled_reason ?? "by request"})` };
-      const at = Date.now();
-      const verdict = checkWebhookUrl(endpoint.url, { allowHttp });
-      let result: AttemptResult;
-      if (!verdict.ok) result = { statusCode: null, excerpt: null, error: `Not sent: ${verdict.message}`, durationMs: 0 };
-      else {
-        try {
-          const secrets = await signingSecrets(env, endpoint, at);
-          const message = { id: event.id, workspaceId: event.workspace_id, type: event.type, data: JSON.parse(event.data), createdAt: event.created_at };
-          result = await attemptDelivery(endpoint.url, secrets, message, timeoutMs);
-        } catch (error) {
-          result = { statusCode: null, excerpt: null, error: `Not sent: ${messageOf(error)}`, durationMs: 0 };
-        }
-      }
-      const number = delivery.attempts + 1;
-      attempts.push({ ...result, ...key(delivery), number, at });
-      return outcomeOf(delivery, number, result, at);
-    }),
-  );
-  await record(d1, now, leaseUntil, attempts, outcomes, healthChanges(attempts, now));
+/** One attempt: the URL checked again (it may have been edited, or the rules changed), signed, sent. */
+async function attemptOnce(env: Env, endpoint: EndpointState, event: StoredEvent, at: number, timeoutMs: number): Promise<AttemptResult> {
+  const verdict = checkWebhookUrl(endpoint.url, { allowHttp: env.WEBHOOKS_ALLOW_HTTP === "true" });
+  if (!verdict.ok) return { statusCode: null, excerpt: null, error: `Not sent: ${verdict.message}`, durationMs: 0 };
+  try {
+    const secrets = await signingSecrets(env, endpoint, at);
+    const message = { id: event.id, workspaceId: event.workspace_id, type: event.type, data: JSON.parse(event.data), createdAt: event.created_at };
+    return await attemptDelivery(endpoint.url, secrets, message, timeoutMs);
+  } catch (error) {
+    return { statusCode: null, excerpt: null, error: `Not sent: ${messageOf(error)}`, durationMs: 0 };
+  }
+}
 
-  const outcomeOfMessage = new Map(outcomes.map((o) => [`${o.endpoint_id} ${o.event_id}`, o]));
-  const stateOfMessage = new Map(states.map((s) => [`${s.endpoint_id} ${s.event_id}`, s]));
+/** `work` for each item, at most `width` at a time, answers in the items' order. */
+async function inTurns<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return out;
+}
+
+/**
+ * Acknowledges or retries each message: attempted here, a failure with retries left comes
+ * back when its next attempt is due; not attempted here, it is done (ack), or not yet due or
+ * held by another attempt (it comes back then). The same delivery twice in one batch: one
+ * message carries it on.
+ */
+function settle(messages: readonly Message<WebhookMessage>[], outcomes: Outcome[], states: DeliveryState[], now: number): void {
+  const outcomeOf = new Map(outcomes.map((o) => [`${o.endpoint_id} ${o.event_id}`, o]));
+  const stateOf = new Map(states.map((s) => [`${s.endpoint_id} ${s.event_id}`, s]));
   const seen = new Set<string>();
-  for (const message of batch.messages) {
+  for (const message of messages) {
     const id = `${message.body.endpoint_id} ${message.body.event_id}`;
-    // The same delivery twice in one batch: one message carries it on.
     if (seen.has(id)) {
       message.ack();
       continue;
     }
     seen.add(id);
-    const outcome = outcomeOfMessage.get(id);
-    // Attempted here: a failure with retries left comes back when its next attempt is due.
+    const outcome = outcomeOf.get(id);
+    const state = stateOf.get(id);
     if (outcome) {
       if (outcome.status === "pending") message.retry({ delaySeconds: delaySeconds(outcome.next! - now) });
       else message.ack();
-      continue;
-    }
-    // Not attempted here: done (ack), or not yet due or held by another attempt (come back then).
-    const state = stateOfMessage.get(id);
-    if (state?.status !== "pending") message.ack();
+    } else if (state?.status !== "pending") message.ack();
     else message.retry({ delaySeconds: delaySeconds(Math.max(state.next_attempt_at, state.lease_until ?? 0) - now) });
   }
 }
@@ -114,7 +152,7 @@ const key = (d: { endpoint_id: string; event_id: string }) => ({ endpoint_id: d.
 const delaySeconds = (ms: number) => Math.min(Math.max(Math.ceil(ms / 1000), 1), QUEUE_MAX_DELAY_S);
 
 /** 2xx delivers; a 410 ends the delivery (and disables the endpoint); anything else retries while attempts remain. */
-function outcomeOf(delivery: Claimed, number: number, result: AttemptResult, at: number): Outcome {
+function outcomeOf(delivery: Leased, number: number, result: AttemptResult, at: number): Outcome {
   const { statusCode } = result;
   if (statusCode !== null && statusCode >= 200 && statusCode < 300) return { ...key(delivery), status: "succeeded", attempted: true, next: null, error: null };
   const error = result.error ?? `The endpoint answered ${statusCode}`;
@@ -132,7 +170,7 @@ function healthChanges(attempts: (AttemptResult & { endpoint_id: string; at: num
 }
 
 /** The batch's attempts, deliveries and endpoint health in one D1 batch; a delivery whose lease lapsed meanwhile is not overwritten. */
-async function record(d1: D1Database, now: number, leaseUntil: number, attempts: (AttemptResult & { endpoint_id: string; event_id: string; number: number; at: number })[], outcomes: Outcome[], health: EndpointChange[]) {
+async function record(d1: D1Database, now: number, leaseUntil: number, attempts: Attempt[], outcomes: Outcome[], health: EndpointChange[]) {
   if (outcomes.length === 0) return;
   const attemptRows = JSON.stringify(attempts.map((a) => [a.endpoint_id, a.event_id, a.number, a.at, a.durationMs, a.statusCode, a.excerpt, a.error]));
   const outcomeRows = JSON.stringify(outcomes);

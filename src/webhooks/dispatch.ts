@@ -1,29 +1,38 @@
 import { sql } from "drizzle-orm";
-import { webhookDeliveries, webhookEvents, workspaces } from "../db/schema";
+import { runs, webhookDeliveries, webhookEndpoints, webhookEvents } from "../db/schema";
 import type { Env, WebhookMessage } from "../env";
 import { chunk, prepare, rowsOf } from "../lib/d1";
 import type { WebhookEvent } from "./events";
 
 /** Deliveries one claim hands to the queue; the rest wait for the next claim or the sweep. */
 const CLAIM_LIMIT = 1000;
+/** Claims one dispatch or sweep makes at most; what is left waits for the next minute's sweep. */
+const CLAIM_ROUNDS = 20;
 /** A delivery due this long ago that nobody holds lost its queue message: the sweep sends it again. */
-export const STALE_AFTER_MS = 2 * 60 * 1000;
+const STALE_AFTER_MS = 2 * 60 * 1000;
 /** `sendBatch` takes at most 100 messages. */
 const SEND_BATCH = 100;
 
 /**
  * Writes events (one statement, whatever their number): an id already stored is skipped, so
- * copying an outbox twice delivers once, and nothing is written for a deleted workspace. Each
- * new row fans out to its deliveries (the `webhook_events_fan_out` trigger).
+ * copying an outbox twice delivers once. Nothing is written while the workspace has no
+ * enabled endpoint (nobody would receive them; a deleted workspace has none). Each new row
+ * fans out to its deliveries (the `webhook_events_fan_out` trigger).
  */
-export function insertEvents(d1: D1Database, workspaceId: string, events: WebhookEvent[]): D1PreparedStatement {
+export function insertEvents(d1: D1Database, workspaceId: string, events: WebhookEvent[], runId?: string): D1PreparedStatement {
   const rows = JSON.stringify(events.map((e) => ({ id: e.id, type: e.type, data: JSON.stringify(e.data), created_at: e.createdAt })));
+  // A run object's events are not copied once D1 ended the run before ever hearing from it
+  // (cancelled or failed while `queued`, announced by the runs_unstarted_event trigger).
+  const told = runId === undefined ? sql`` : sql`AND NOT EXISTS (SELECT 1 FROM ${runs} WHERE id = ${runId} AND ${UNSTARTED_END})`;
   return prepare(d1, sql`
     INSERT INTO ${webhookEvents} (id, workspace_id, type, data, created_at)
     SELECT json_extract(value, '$.id'), ${workspaceId}, json_extract(value, '$.type'), json_extract(value, '$.data'), json_extract(value, '$.created_at')
-    FROM json_each(${rows}) WHERE EXISTS (SELECT 1 FROM ${workspaces} WHERE id = ${workspaceId})
+    FROM json_each(${rows}) WHERE EXISTS (SELECT 1 FROM ${webhookEndpoints} WHERE workspace_id = ${workspaceId} AND enabled = 1) ${told}
     ON CONFLICT (id) DO NOTHING`);
 }
+
+/** A run row D1 ended while it was `queued`: no mirror ever wrote it (its run object's first write finds it so). */
+export const UNSTARTED_END = sql`status IN ('cancelled', 'failed') AND mirror_seq = 0`;
 
 /**
  * Claims the workspace's deliveries whose first message was never sent (all workspaces' when
@@ -52,7 +61,16 @@ export async function sendDeliveries(env: Env, deliveries: DeliveryKey[]): Promi
  * failure is logged, not thrown: the write stands, and the sweep sends within minutes.
  */
 export async function dispatchNew(env: Env, workspaceId: string): Promise<void> {
-  await trySend(env, async () => (await claimUnsent(env.DB, workspaceId).all<DeliveryKey>()).results, { workspace_id: workspaceId });
+  // A thousand opt-outs with twenty endpoints make 20,000 deliveries: claimed a thousand at a time.
+  for (let round = 0; round < CLAIM_ROUNDS; round++) {
+    let claimed = 0;
+    await trySend(env, async () => {
+      const { results } = await claimUnsent(env.DB, workspaceId).all<DeliveryKey>();
+      claimed = results.length;
+      return results;
+    }, { workspace_id: workspaceId });
+    if (claimed < CLAIM_LIMIT) return;
+  }
 }
 
 /**
@@ -74,15 +92,20 @@ export async function trySend(env: Env, claim: () => Promise<DeliveryKey[]>, con
  * delivery's lease first.
  */
 export async function sweepWebhooks(env: Env, now = Date.now()): Promise<number> {
-  const [unsent, stale] = await env.DB.batch([
-    claimUnsent(env.DB, null),
-    prepare(env.DB, sql`
-      UPDATE ${webhookDeliveries} SET next_attempt_at = ${now}, updated_at = ${now}
-      WHERE rowid IN (SELECT rowid FROM ${webhookDeliveries} WHERE status = 'pending' AND next_attempt_at <= ${now - STALE_AFTER_MS}
-        AND enqueued = 1 AND coalesce(lease_until, 0) <= ${now} LIMIT ${CLAIM_LIMIT})
-      RETURNING endpoint_id, event_id`),
-  ]);
-  const due = [...rowsOf<DeliveryKey>(unsent), ...rowsOf<DeliveryKey>(stale)];
-  await sendDeliveries(env, due);
-  return due.length;
+  let sent = 0;
+  for (let round = 0; round < CLAIM_ROUNDS; round++) {
+    const [unsent, stale] = await env.DB.batch([
+      claimUnsent(env.DB, null),
+      prepare(env.DB, sql`
+        UPDATE ${webhookDeliveries} SET next_attempt_at = ${now}, updated_at = ${now}
+        WHERE rowid IN (SELECT rowid FROM ${webhookDeliveries} WHERE status = 'pending' AND next_attempt_at <= ${now - STALE_AFTER_MS}
+          AND enqueued = 1 AND coalesce(lease_until, 0) <= ${now} LIMIT ${CLAIM_LIMIT})
+        RETURNING endpoint_id, event_id`),
+    ]);
+    const due = [...rowsOf<DeliveryKey>(unsent), ...rowsOf<DeliveryKey>(stale)];
+    await sendDeliveries(env, due);
+    sent += due.length;
+    if (due.length < CLAIM_LIMIT) break;
+  }
+  return sent;
 }

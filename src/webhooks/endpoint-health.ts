@@ -1,5 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import { webhookEndpoints } from "../db/schema";
+import { iso } from "../lib/time";
 
 /** An endpoint whose every attempt failed for this long is disabled (CONTRACT.md section 12's "failing for 5 days"). */
 export const DISABLE_AFTER_MS = 5 * 24 * 60 * 60 * 1000;
@@ -7,7 +8,6 @@ export const DISABLE_AFTER_MS = 5 * 24 * 60 * 60 * 1000;
 /** A write of one endpoint's health, for the consumer's batch. */
 export type EndpointChange = SQL;
 
-const iso = (at: number) => new Date(at).toISOString();
 
 /** A delivered attempt ends the endpoint's failing streak. */
 export const endpointSucceeded = (endpointId: string): EndpointChange =>

@@ -58,7 +58,7 @@ export function toDeliveryJson(delivery: DeliveryRow, event: EventRow, attempts:
   };
 }
 
-export type DeliveryFilter = { status?: DeliveryRow["status"]; event_type?: string };
+type DeliveryFilter = { status?: DeliveryRow["status"]; event_type?: string };
 
 /**
  * One page of an endpoint's deliveries, newest first, with their events and attempts: one D1
@@ -68,6 +68,7 @@ export async function readDeliveries(db: Db, endpointId: string, filter: Deliver
   const where: SQL[] = [eq(webhookDeliveries.endpointId, endpointId)];
   if (filter.status) where.push(eq(webhookDeliveries.status, filter.status));
   if (filter.event_type) where.push(eq(webhookDeliveries.eventType, filter.event_type));
+  // The page's event ids, as the subquery that picks its events and attempts in the same batch.
   const page = db
     .select({ eventId: webhookDeliveries.eventId })
     .from(webhookDeliveries)

@@ -34,13 +34,14 @@ type Sealed = { id: string; secret: string; previous_secret: string | null; prev
 
 /**
  * The secrets that sign a message to `endpoint` now: its own, and during the 24 hours after a
- * rotation the previous one too. Throws when a secret will not open (ENCRYPTION_KEY changed):
- * the attempt fails visibly rather than going out unsigned.
+ * rotation the previous one too. Throws when its own secret will not open (ENCRYPTION_KEY
+ * changed): the attempt fails visibly rather than going out unsigned, until the secret is
+ * rotated. A previous secret that will not open is left out: rotating is the way back.
  */
 export async function signingSecrets(env: Env, endpoint: Sealed, now: number): Promise<string[]> {
-  const sealed = [endpoint.secret];
-  if (endpoint.previous_secret && (endpoint.previous_secret_expires_at ?? 0) > now) sealed.push(endpoint.previous_secret);
-  const secrets = await Promise.all(sealed.map((s) => openSecret(env, endpoint.id, s)));
-  if (secrets.some((s) => s === null)) throw new Error("The endpoint's secret cannot be opened with this ENCRYPTION_KEY; rotate the secret");
-  return secrets as string[];
+  const current = await openSecret(env, endpoint.id, endpoint.secret);
+  if (current === null) throw new Error("The endpoint's secret cannot be opened with this ENCRYPTION_KEY; rotate the secret");
+  const overlapping = endpoint.previous_secret && (endpoint.previous_secret_expires_at ?? 0) > now;
+  const previous = overlapping ? await openSecret(env, endpoint.id, endpoint.previous_secret!) : null;
+  return previous === null ? [current] : [current, previous];
 }
