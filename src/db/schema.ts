@@ -412,3 +412,37 @@ export const eventRunCandidates = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.agentId, t.minute, t.contactId] }), index("event_run_candidates_minute").on(t.minute)],
 );
+
+/**
+ * The approvals inbox (CONTRACT.md section 13): every `pending_approval` action of every
+ * run, kept exact by the run objects (each proposal adds its row, each decision, stop or
+ * cancel removes it, copied with the run's D1 mirror), so the inbox never visits a run object.
+ */
+export const approvals = sqliteTable(
+  "approvals",
+  {
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    contactId: text("contact_id").notNull(),
+    actionIndex: integer("action_index").notNull(),
+    workspaceId: text("workspace_id").notNull(),
+    agentId: text("agent_id").notNull(),
+    type: text("type").notNull(),
+    /** The sending identity and its send window as the run took them, for emails' `estimated_send_at`. */
+    identityId: text("identity_id"),
+    sendWindow: json<SendWindow>("send_window"),
+    proposedAt: timestamp("proposed_at").notNull(),
+    /** The action as the run's view shows it, and the contact's summary, as JSON. */
+    action: json<Record<string, unknown>>("action").notNull(),
+    contact: json<Record<string, unknown>>("contact").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.runId, t.contactId, t.actionIndex] }),
+    index("approvals_workspace").on(t.workspaceId, t.proposedAt),
+    index("approvals_workspace_agent").on(t.workspaceId, t.agentId, t.proposedAt),
+    index("approvals_workspace_type").on(t.workspaceId, t.type, t.proposedAt),
+    // An email's place among its identity's pending emails: its estimated send slot.
+    index("approvals_identity").on(t.identityId, t.type, t.proposedAt),
+  ],
+);

@@ -8,6 +8,7 @@ import { CreateEventsBody, EventList, EventsCreated, ListEventsQuery } from "../
 import { InboundResult, ResendEvent } from "../schemas/inbound";
 import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
 import { CreateWebhookEndpointBody, DeliveryParams, ListDeliveriesQuery, TestEventBody, UpdateWebhookEndpointBody, WebhookDeliveryEnvelope, WebhookDeliveryList, WebhookEndpointEnvelope, WebhookEndpointList } from "../schemas/webhooks";
+import { ApprovalList, DecideBody, DecideResult, ListApprovalsQuery } from "../schemas/approvals";
 import { buildDocument, type Operation } from "./build";
 
 const ok = <T extends z.ZodRawShape>(shape: T) => z.object({ status: z.literal("success"), ...shape });
@@ -89,6 +90,11 @@ const operations: Operation[] = [
     success: { status: 200, description: "Rejected; the contact's sequence ends. 409 action_not_pending", schema: ActionEnvelope } },
   { method: "get", path: "/v1/outbox", summary: "List outbox deliveries", tag: "Runs", auth: "agents:read",
     query: ListOutboxQuery, success: { status: 200, description: "What outbound actions would have sent, newest first", schema: OutboxList } },
+  { method: "get", path: "/v1/approvals", summary: "List pending approvals across runs", tag: "Approvals", auth: "agents:read",
+    query: ListApprovalsQuery, success: { status: 200, description: "Every pending action of the workspace, oldest first, from D1's inbox index", schema: ApprovalList } },
+  { method: "post", path: "/v1/approvals/decide", summary: "Approve or reject many actions", tag: "Approvals", auth: "agents:approve",
+    body: DecideBody, success: { status: 200, description: "Per-item results, each as the single decision would answer it; dry_run decides nothing", schema: DecideResult } },
+
   { method: "get", path: "/v1/webhook-endpoints", summary: "List webhook endpoints", tag: "Webhooks", auth: "webhooks:read",
     query: Pagination, success: { status: 200, description: "Newest first; secrets are never listed", schema: WebhookEndpointList } },
   { method: "post", path: "/v1/webhook-endpoints", summary: "Create a webhook endpoint", tag: "Webhooks", auth: "webhooks:write",

@@ -1,5 +1,6 @@
 import type { ErrorDetail } from "../lib/errors";
-import type { ActionParams } from "./actions";
+import { issuesToDetails } from "../lib/validate";
+import { ACTION_PARAMS, type ActionParams } from "./actions";
 import { OPEN_ACTIONS } from "./machine";
 import type { ActionRow } from "./run-store";
 import { toActionJson, type ActionJson } from "./views";
@@ -35,4 +36,21 @@ const APPROVED_PATH = [...OPEN_ACTIONS, "completed"];
 export function repeat(action: ActionRow, kind: "approve" | "reject"): DecisionResult {
   const same = kind === "approve" ? APPROVED_PATH.includes(action.status) : action.status === "rejected";
   return same ? { ok: true, action: toActionJson(action) } : notPending(action, kind);
+}
+
+/** One action of a bulk decision, and what became of it. */
+export type BulkItem = { contactId: string; index: number; digest?: string };
+export type BulkOutcome = BulkItem & { status: string; code?: string; message?: string };
+
+/** A bulk item's outcome from the answer the single decision would give, and the action's status now (none: not found). */
+export function bulkOutcome(item: BulkItem, result: DecisionResult, status: string | undefined): BulkOutcome {
+  if (result.ok) return { ...item, status: result.action.status };
+  return { ...item, status: status ?? "not_found", code: result.code, message: result.message };
+}
+
+/** An unedited proposal that is not a valid action of its type cannot be approved as it is. */
+export function invalidProposal(action: ActionRow): DecisionResult | null {
+  const parsed = ACTION_PARAMS[action.type].safeParse(action.params);
+  if (parsed.success) return null;
+  return { ok: false, status: 400, code: "validation_error", message: `The proposed params are not a valid ${action.type}; send corrected params`, details: issuesToDetails(parsed.error.issues, ["params"]) };
 }

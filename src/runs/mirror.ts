@@ -2,8 +2,10 @@ import { and, eq, lt, ne } from "drizzle-orm";
 import { createDb } from "../db/client";
 import { runs } from "../db/schema";
 import { prepare, rowsOf } from "../lib/d1";
+import { inboxWrites } from "../approvals/inbox-index";
 import { claimUnsent, insertEvents, type DeliveryKey } from "../webhooks/dispatch";
 import type { WebhookEvent } from "../webhooks/events";
+import type { InboxChanges } from "./run-events";
 import type { RunStore } from "./run-store";
 
 /** What the D1 row said back: written, or found cancelled or gone (its agent deleted). */
@@ -13,17 +15,22 @@ export type MirrorOutcome = "written" | "cancelled" | "deleted";
 export type Claimed = DeliveryKey[];
 
 /**
- * Copies the run's summary into its D1 row, which run lists read, and the object's pending
- * webhook events into D1, in one batch. Each summary carries the object's version (`seq`,
+ * Copies the run's summary into its D1 row, which run lists read, and the object's outbox
+ * (webhook events, approvals inbox changes) into D1, in one batch. Each summary carries the object's version (`seq`,
  * null when only events are behind) and lands only over an older one, so two writes in
  * flight cannot leave the older summary behind. A row already `cancelled` (a cancel that
  * reached D1 before the run started) is not overwritten.
  */
-export async function mirrorRun(d1: D1Database, store: RunStore, seq: number | null, events: WebhookEvent[]): Promise<{ outcome: MirrorOutcome; claimed: Claimed }> {
+export async function mirrorRun(
+  d1: D1Database,
+  store: RunStore,
+  seq: number | null,
+  outbox: { events: WebhookEvent[]; inbox: InboxChanges },
+): Promise<{ outcome: MirrorOutcome; claimed: Claimed }> {
   const run = store.run();
   if (!run) return { outcome: "written", claimed: [] };
   const db = createDb(d1);
-  const { runId, workspaceId } = run.spec;
+  const { runId, workspaceId, agentId } = run.spec;
   const summary = db
     .update(runs)
     .set({
@@ -37,8 +44,8 @@ export async function mirrorRun(d1: D1Database, store: RunStore, seq: number | n
     })
     .where(and(eq(runs.id, runId), lt(runs.mirrorSeq, seq ?? 0), run.status === "cancelled" ? undefined : ne(runs.status, "cancelled")))
     .returning({ id: runs.id });
-  const copyEvents = [insertEvents(d1, workspaceId, events), claimUnsent(d1, workspaceId)];
-  const results = await d1.batch(seq === null ? copyEvents : [prepare(d1, summary.getSQL()), ...copyEvents]);
+  const copyOutbox = [...inboxWrites(d1, { runId, workspaceId, agentId }, outbox.inbox), insertEvents(d1, workspaceId, outbox.events, runId), claimUnsent(d1, workspaceId)];
+  const results = await d1.batch(seq === null ? copyOutbox : [prepare(d1, summary.getSQL()), ...copyOutbox]);
   const claimed = rowsOf<DeliveryKey>(results.at(-1));
   if (seq === null || results[0]!.results.length > 0) return { outcome: "written", claimed };
   const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId));

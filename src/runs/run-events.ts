@@ -1,5 +1,7 @@
 import { newMessageId, type EventType, type WebhookEvent } from "../webhooks/events";
 import type { ActionStatus, RunStatus } from "./machine";
+import type { SendWindow } from "../db/schema";
+import type { ContactSnapshot, RunPlan } from "./spec";
 import type { ActionRow, RunRow, RunStore } from "./run-store";
 import { runSummary, toActionJson } from "./views";
 
@@ -36,35 +38,95 @@ export function contactStoppedData(run: RunRow, contactId: string, reason: strin
   return { run_id: run.spec.runId, agent_id: run.spec.agentId, contact_id: contactId, status: "stopped", stop_reason: reason };
 }
 
+/** Bytes of outbox entries one mirror copies: each kind travels as one bound JSON string, which D1 caps at 2 MB. */
+const OUTBOX_BYTES = 500_000;
+
+/** An action waiting for a human, as the approvals inbox (D1's `approvals`) holds it. */
+export type InboxEntry = {
+  contact_id: string;
+  action_index: number;
+  type: string;
+  identity_id: string | null;
+  send_window: SendWindow | null;
+  proposed_at: number;
+  action: Record<string, unknown>;
+  contact: Record<string, unknown>;
+};
+export type InboxChanges = { add: InboxEntry[]; remove: { contact_id: string; action_index: number }[] };
+
+/** The inbox's entry for a pending action: the action as the run view shows it, and its contact's summary. */
+export function inboxEntry(action: ActionRow, contact: ContactSnapshot | null, sender: RunPlan["sender"]): InboxEntry {
+  const { estimated_send_at: _estimate, ...json } = toActionJson(action);
+  const summary = contact && { id: contact.id, email: contact.email, first_name: contact.first_name, last_name: contact.last_name, company: contact.company, job_title: contact.job_title };
+  return {
+    contact_id: action.contactId,
+    action_index: action.index,
+    type: action.type,
+    identity_id: action.identityId,
+    send_window: sender && sender.id === action.identityId ? (sender.send_window ?? null) : null,
+    proposed_at: action.proposedAt,
+    action: json,
+    contact: summary ?? { id: action.contactId },
+  };
+}
+
 /**
- * The run object's outbox: events wait here, written in the same storage transaction as the
- * transition that caused them, until the D1 mirror copies them (src/runs/mirror.ts).
+ * The run object's outbox: what D1 must learn from it, each written in the same storage
+ * transaction as the transition that caused it, kept until the D1 mirror copies it
+ * (src/runs/mirror.ts): webhook events, and the approvals inbox's additions and removals.
  */
 export class RunOutbox {
   constructor(private readonly sql: SqlStorage) {}
 
   add(type: EventType, data: Record<string, unknown>, now = Date.now()): void {
-    this.sql.exec("INSERT INTO webhook_outbox (id, type, data, created_at) VALUES (?, ?, ?, ?)", newMessageId(now), type, JSON.stringify(data), now);
+    this.sql.exec("INSERT INTO outbox (kind, id, type, data, created_at) VALUES ('event', ?, ?, ?, ?)", newMessageId(now), type, JSON.stringify(data), now);
   }
 
-  /** The oldest events not yet in D1, with the position to clear them up to. */
-  pending(workspaceId: string, limit: number): { events: WebhookEvent[]; upTo: number } {
-    const rows = this.sql.exec("SELECT seq, id, type, data, created_at FROM webhook_outbox ORDER BY seq LIMIT ?", limit).toArray();
-    const events = rows.map((r) => ({ id: r.id as string, workspaceId, type: r.type as string, data: JSON.parse(r.data as string), createdAt: Number(r.created_at) }));
-    return { events, upTo: rows.length > 0 ? Number(rows.at(-1)!.seq) : 0 };
+  /** The action now waits for a human: the inbox lists it. */
+  addToInbox(entry: InboxEntry): void {
+    this.sql.exec("INSERT INTO outbox (kind, id, type, data, created_at) VALUES ('inbox', '', 'add', ?, ?)", JSON.stringify(entry), Date.now());
+  }
+
+  /** The action no longer waits (decided, stopped, cancelled): the inbox drops it. A removal of an action it never listed removes nothing. */
+  removeFromInbox(contactId: string, index: number): void {
+    this.sql.exec("INSERT INTO outbox (kind, id, type, data, created_at) VALUES ('inbox', '', 'remove', ?, ?)", JSON.stringify({ contact_id: contactId, action_index: index }), Date.now());
+  }
+
+  /** The oldest entries not yet in D1, with the position to clear them up to. */
+  pending(workspaceId: string, limit: number, maxBytes = OUTBOX_BYTES): { events: WebhookEvent[]; inbox: InboxChanges; upTo: number } {
+    // D1 refuses a bound string over 2 MB: the entries copied at once stop short of half a megabyte
+    // (always at least one), room for the escaping their JSON gets on the way.
+    const rows = this.sql
+      .exec(
+        `SELECT seq, kind, id, type, data, created_at FROM (
+           SELECT *, sum(length(data)) OVER (ORDER BY seq) AS upto FROM outbox ORDER BY seq LIMIT ?
+         ) WHERE upto - length(data) < ?`,
+        limit,
+        maxBytes,
+      )
+      .toArray();
+    const events: WebhookEvent[] = [];
+    const inbox: InboxChanges = { add: [], remove: [] };
+    for (const r of rows) {
+      const data = JSON.parse(r.data as string);
+      if (r.kind === "event") events.push({ id: r.id as string, workspaceId, type: r.type as string, data, createdAt: Number(r.created_at) });
+      else if (r.type === "add") inbox.add.push(data);
+      else inbox.remove.push(data);
+    }
+    return { events, inbox, upTo: rows.length > 0 ? Number(rows.at(-1)!.seq) : 0 };
   }
 
   isEmpty(): boolean {
-    return this.sql.exec("SELECT EXISTS (SELECT 1 FROM webhook_outbox) AS yes").one().yes === 0;
+    return this.sql.exec("SELECT EXISTS (SELECT 1 FROM outbox) AS yes").one().yes === 0;
   }
 
-  /** Drops pending events of `type`: another writer announced that transition already. */
-  discard(type: EventType): void {
-    this.sql.exec("DELETE FROM webhook_outbox WHERE type = ?", type);
+  /** Drops every pending event: D1 cancelled the run before it ever heard from this object, and said so itself. */
+  discardEvents(): void {
+    this.sql.exec("DELETE FROM outbox WHERE kind = 'event'");
   }
 
-  /** Forgets the events up to `seq`, now that D1 holds them. */
+  /** Forgets the entries up to `seq`, now that D1 holds them. */
   clear(upTo: number): void {
-    this.sql.exec("DELETE FROM webhook_outbox WHERE seq <= ?", upTo);
+    this.sql.exec("DELETE FROM outbox WHERE seq <= ?", upTo);
   }
 }

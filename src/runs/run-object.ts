@@ -10,13 +10,13 @@ import { Proposer } from "./proposals";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
 import { RunStore } from "./run-store";
 import type { ContactSnapshot, RunSpec } from "./spec";
-import { missing, repeat, type DecisionInput, type DecisionResult } from "./decisions";
+import { bulkOutcome, invalidProposal, missing, repeat, type BulkItem, type BulkOutcome, type DecisionInput, type DecisionResult } from "./decisions";
 import { runSummary, runView, toActionJson, withSendEstimates, type ContactsPage } from "./views";
 
 /** While approvals keep arriving, the D1 mirror is written at most this often. */
 const MIRROR_BATCH_MS = 1000;
-/** Webhook events one mirror write copies to D1; a longer outbox takes more writes, at once. */
-const EVENTS_PER_MIRROR = 200;
+/** Outbox entries (webhook events, inbox changes) one mirror write copies to D1; a longer outbox takes more writes, at once. */
+const OUTBOX_PER_MIRROR = 200;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** One run: its contacts, their steps and actions, woken by alarms (STYLE.md). */
@@ -131,6 +131,47 @@ export class RunObject extends DurableObject<Env> {
     return repeat(this.#store.action(contactId, index)!, "approve");
   }
 
+  /**
+   * Decides many actions of this run at once (POST /v1/approvals/decide): each item as the
+   * single decision would answer it, all in one storage transaction; then the approved ones
+   * are carried out together, as concurrent approvals would be. A dry run moves nothing.
+   */
+  async decideMany(workspaceId: string, kind: "approve" | "reject", items: BulkItem[], input: { keyId: string; reason?: string; dryRun: boolean }): Promise<BulkOutcome[]> {
+    const run = this.#store.run();
+    if (run?.spec.workspaceId !== workspaceId) return items.map((item) => ({ ...item, status: "not_found", code: "not_found", message: "No such run, or it has not started yet" }));
+    const now = Date.now();
+    const decision = { kind, by_key_id: input.keyId, reason: input.reason ?? null, edited: false };
+    const outcomes = this.#store.atomically(() =>
+      items.map((item): BulkOutcome => {
+        const found = this.#decidable(workspaceId, item.contactId, item.index, item.digest);
+        if (!found.ok) return bulkOutcome(item, found.result, this.#store.action(item.contactId, item.index)?.status);
+        const { action } = found;
+        if (action.status !== "pending_approval") return bulkOutcome(item, repeat(action, kind), action.status);
+        const invalid = kind === "approve" ? invalidProposal(action) : null;
+        if (invalid) return bulkOutcome(item, invalid, action.status);
+        if (input.dryRun) return { ...item, status: kind === "approve" ? "approved" : "rejected" };
+        const to = kind === "approve" ? "approved" : "rejected";
+        if (!this.#store.moveAction(item.contactId, item.index, to, { decidedAt: now, decision })) {
+          const current = this.#store.action(item.contactId, item.index)!;
+          return bulkOutcome(item, repeat(current, kind), current.status);
+        }
+        if (kind === "reject") this.#engine.stopContact(item.contactId, "rejected");
+        return { ...item, status: to };
+      }),
+    );
+    if (input.dryRun) return outcomes;
+    const approved = outcomes.filter((o) => o.status === "approved").map((o) => this.#store.action(o.contactId, o.index)!);
+    this.#deciding++;
+    try {
+      await Promise.all(approved.map((action) => this.#engine.execute(action, now)));
+    } finally {
+      this.#deciding--;
+      await this.#settle();
+    }
+    // Approved and carried out (or on its way): the status it has now.
+    return outcomes.map((o) => (o.status === "approved" ? { ...o, status: this.#store.action(o.contactId, o.index)!.status } : o));
+  }
+
   async reject(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {
     const found = this.#decidable(workspaceId, contactId, index, input.digest);
     if (!found.ok) return found.result;
@@ -189,6 +230,8 @@ export class RunObject extends DurableObject<Env> {
     if (!run || run.spec.workspaceId !== workspaceId || FINISHED_RUN_STATUSES.includes(run.status)) return null;
     this.#engine.cancel(Date.now());
     this.#store.touch();
+    // The alarm first, so the mirror and the cancel's events are written even if this call dies.
+    await this.#schedule();
     // Run lists read D1: a cancel shows there at once (and is retried by the alarm if D1 fails).
     await this.#mirror();
     await this.#schedule();
@@ -233,7 +276,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * When to write the D1 mirror: as soon as it is behind (its summary or webhook events not yet
+   * When to write the D1 mirror: as soon as it is behind (its summary or outbox not yet
    * copied), except while approvals keep arriving, when one write a second carries them all.
    */
   #mirrorAt(now: number): number | null {
@@ -244,7 +287,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * Copies the run's summary and its pending webhook events to D1 when either is behind, then
+   * Copies the run's summary and its outbox (webhook events, inbox changes) to D1 when either is behind, then
    * hands the deliveries that made to the webhooks queue. A failed write is retried with
    * backoff by the alarm; an event is forgotten here only once D1 holds it.
    */
@@ -253,11 +296,11 @@ export class RunObject extends DurableObject<Env> {
     const behind = state.version > state.mirrorSeq;
     const run = this.#store.run();
     if (!run || (state.retryAt ?? 0) > Date.now()) return;
-    const { events, upTo } = this.#store.outbox.pending(run.spec.workspaceId, EVENTS_PER_MIRROR);
-    if (!behind && events.length === 0) return;
+    const { upTo, ...outbox } = this.#store.outbox.pending(run.spec.workspaceId, OUTBOX_PER_MIRROR);
+    if (!behind && upTo === 0) return;
     let mirrored;
     try {
-      mirrored = await mirrorRun(this.env.DB, this.#store, behind ? state.version : null, events);
+      mirrored = await mirrorRun(this.env.DB, this.#store, behind ? state.version : null, outbox);
     } catch (error) {
       const failures = state.failures + 1;
       console.error(JSON.stringify({ level: "warn", message: "run mirror failed", run_id: run.spec.runId, failures, error: String(error) }));
@@ -272,8 +315,9 @@ export class RunObject extends DurableObject<Env> {
     if (mirrored.outcome === "written") return;
     // Cancelled in D1 while this run was starting, or deleted with its agent: stop here too.
     this.#engine.cancel(Date.now());
-    // D1 announced that cancel itself, when it moved the row out of `queued` (runs_unstarted_event).
-    if (mirrored.outcome === "cancelled") this.#store.outbox.discard("run.cancelled");
+    // D1 announced that cancel itself, when it moved the row out of `queued` (runs_unstarted_event),
+    // and took none of this object's events (insertEvents): it tells no more of this run.
+    if (mirrored.outcome === "cancelled") this.#store.outbox.discardEvents();
     this.#store.touch();
     // A deleted row takes no more writes; a cancelled one takes the cancelled summary next.
     if (mirrored.outcome === "deleted") this.#store.mirrored(this.#store.mirrorState().version);

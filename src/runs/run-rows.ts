@@ -54,8 +54,9 @@ export const MIGRATIONS = [
    CREATE TABLE early_stops (contact_id TEXT PRIMARY KEY, reason TEXT NOT NULL);`,
   // How a model wrote each proposal (provider, model, tokens, latency, attempts).
   `ALTER TABLE actions ADD COLUMN generation TEXT;`,
-  // Webhook events, each written with its transition, until the D1 mirror copies them.
-  `CREATE TABLE webhook_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);`,
+  // What D1 must learn from this object, each written with its transition until the mirror
+  // copies it: webhook events (`event`) and changes to the approvals inbox (`inbox`).
+  `CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);`,
 ];
 
 export type Decision = { kind: "approve" | "reject"; by_key_id: string | null; reason: string | null; edited: boolean };

@@ -1,7 +1,10 @@
 import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, FINISHED_RUN_STATUSES, OPEN_ACTIONS, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
 import { ACTION_COLUMNS, assignments, CONTACT_COLUMNS, MIGRATIONS, num, parse, toAction, toContact, type ActionFields, type ActionRow, type ContactFields, type ContactRow } from "./run-rows";
-import { ACTION_EVENTS, actionEventData, contactStoppedData, RUN_EVENTS, runEventData, RunOutbox } from "./run-events";
+import { ACTION_EVENTS, actionEventData, contactStoppedData, inboxEntry, RUN_EVENTS, runEventData, RunOutbox } from "./run-events";
 import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
+
+/** Where a pending action can go: each takes it out of the approvals inbox. */
+const LEAVES_INBOX: ActionStatus[] = ["approved", "rejected", "invalidated", "cancelled"];
 
 export type RunUsage = { proposals: number; input_tokens: number; output_tokens: number };
 export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
@@ -250,6 +253,7 @@ export class RunStore {
       if (action.status === "failed") return this.outbox.add("action.failed", data, action.proposedAt);
       this.outbox.add("action.proposed", data, action.proposedAt);
       if (action.status === "auto_approved") this.outbox.add("action.approved", data, action.proposedAt);
+      else this.outbox.addToInbox(inboxEntry(toAction(row!), this.contact(action.contactId)?.snapshot ?? null, this.run()!.spec.sender));
     });
   }
 
@@ -273,9 +277,11 @@ export class RunStore {
           ...(lapsed ? [opts.now ?? Date.now()] : []),
         )
         .toArray();
+      if (!moved) return false;
       const event = ACTION_EVENTS[to];
-      if (moved && event) this.outbox.add(event, actionEventData(this.run()!, toAction(moved)));
-      return moved !== undefined;
+      if (event) this.outbox.add(event, actionEventData(this.run()!, toAction(moved)));
+      if (LEAVES_INBOX.includes(to)) this.outbox.removeFromInbox(contactId, index);
+      return true;
     });
   }
 

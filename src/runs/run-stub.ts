@@ -1,7 +1,7 @@
 import type { Env } from "../env";
 import type { RunObject } from "./run-object";
 
-type RunMethods = "start" | "view" | "approve" | "reject" | "stopContacts" | "contactsChanged" | "cancel" | "destroy";
+type RunMethods = "start" | "view" | "approve" | "reject" | "decideMany" | "stopContacts" | "contactsChanged" | "cancel" | "destroy";
 
 /** The run object's RPC surface as the Worker sees it: every method answers a promise. */
 export type RunApi = {
