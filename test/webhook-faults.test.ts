@@ -230,12 +230,9 @@ describe("a run D1 ended while queued, whose object had already started", () => 
     expect((await runRow(runId)).status).toBe("cancelled");
   });
 
-  // BUG (src/runs/mirror.ts:34-48, src/webhooks/dispatch.ts:26, src/approvals/inbox-index.ts:23):
-  // the mirror's summary UPDATE guards only against `cancelled`, and runs first in the batch, so
-  // over a row the reconciler or the dead-letter consumer failed while `queued` it lands (status
-  // back to active, mirror_seq > 0); UNSTARTED_END then no longer holds, and the object's
-  // run.started, action.proposed and inbox rows are copied after D1's run.failed.
-  it.fails("failed (the reconciler's fifth send): tells only D1's run.failed, lists nothing, and the row stays failed", async () => {
+  // The mirror's summary never lands on a row D1 failed while `queued` (it would make it active
+  // again, and the object's events and inbox rows would follow D1's run.failed).
+  it("failed (the reconciler's fifth send): tells only D1's run.failed, lists nothing, and the row stays failed", async () => {
     // As src/runs/reconcile.ts does for a row still `queued` after five sends.
     const { runId, events } = await endedUnstarted((runId) =>
       row("UPDATE runs SET status = 'failed', error = 'never started', completed_at = ? WHERE id = ? AND status = 'queued' RETURNING 1", Date.now(), runId),

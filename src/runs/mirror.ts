@@ -1,4 +1,4 @@
-import { and, eq, lt, ne } from "drizzle-orm";
+import { and, eq, lt, ne, sql } from "drizzle-orm";
 import { createDb } from "../db/client";
 import { runs } from "../db/schema";
 import { prepare, rowsOf } from "../lib/d1";
@@ -8,8 +8,14 @@ import type { WebhookEvent } from "../webhooks/events";
 import type { InboxChanges } from "./run-events";
 import type { RunStore } from "./run-store";
 
-/** What the D1 row said back: written, or found cancelled or gone (its agent deleted). */
-export type MirrorOutcome = "written" | "cancelled" | "deleted";
+/**
+ * What the D1 row said back: written, or found cancelled, gone (its agent deleted), or
+ * abandoned (failed by D1 while `queued`: its start message failed every retry).
+ */
+export type MirrorOutcome = "written" | "cancelled" | "deleted" | "abandoned";
+
+/** A row D1 failed while `queued`, before any mirror wrote it: its run is over, whatever its object did. */
+const FAILED_UNSTARTED = sql`${runs.status} = 'failed' AND ${runs.mirrorSeq} = 0`;
 
 /** Deliveries the mirror's write created and claimed: the caller hands them to the queue. */
 export type Claimed = DeliveryKey[];
@@ -42,13 +48,15 @@ export async function mirrorRun(
       error: run.error,
       mirrorSeq: seq ?? 0,
     })
-    .where(and(eq(runs.id, runId), lt(runs.mirrorSeq, seq ?? 0), run.status === "cancelled" ? undefined : ne(runs.status, "cancelled")))
+    // A row D1 cancelled takes only a cancelled summary; one D1 failed before hearing from the run, none.
+    .where(and(eq(runs.id, runId), lt(runs.mirrorSeq, seq ?? 0), run.status === "cancelled" ? undefined : ne(runs.status, "cancelled"), sql`NOT (${FAILED_UNSTARTED})`))
     .returning({ id: runs.id });
   const copyOutbox = [...inboxWrites(d1, { runId, workspaceId, agentId }, outbox.inbox), insertEvents(d1, workspaceId, outbox.events, runId), claimUnsent(d1, workspaceId)];
   const results = await d1.batch(seq === null ? copyOutbox : [prepare(d1, summary.getSQL()), ...copyOutbox]);
   const claimed = rowsOf<DeliveryKey>(results.at(-1));
   if (seq === null || results[0]!.results.length > 0) return { outcome: "written", claimed };
-  const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId));
+  const [row] = await db.select({ status: runs.status, mirrorSeq: runs.mirrorSeq }).from(runs).where(eq(runs.id, runId));
   if (!row) return { outcome: "deleted", claimed };
+  if (row.status === "failed" && row.mirrorSeq === 0) return { outcome: "abandoned", claimed };
   return { outcome: row.status === "cancelled" && run.status !== "cancelled" ? "cancelled" : "written", claimed };
 }

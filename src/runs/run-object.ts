@@ -313,13 +313,13 @@ export class RunObject extends DurableObject<Env> {
     this.#mirroredAt = Date.now();
     await trySend(this.env, async () => mirrored.claimed, { run_id: run.spec.runId });
     if (mirrored.outcome === "written") return;
-    // Cancelled in D1 while this run was starting, or deleted with its agent: stop here too.
+    // Cancelled or failed in D1 while this run was starting, or deleted with its agent: stop here too.
     this.#engine.cancel(Date.now());
-    // D1 announced that cancel itself, when it moved the row out of `queued` (runs_unstarted_event),
+    // D1 announced that end itself, when it moved the row out of `queued` (runs_unstarted_event),
     // and took none of this object's events (insertEvents): it tells no more of this run.
-    if (mirrored.outcome === "cancelled") this.#store.outbox.discardEvents();
+    if (mirrored.outcome !== "deleted") this.#store.outbox.discardEvents();
     this.#store.touch();
-    // A deleted row takes no more writes; a cancelled one takes the cancelled summary next.
-    if (mirrored.outcome === "deleted") this.#store.mirrored(this.#store.mirrorState().version);
+    // A deleted or abandoned row takes no more writes; a cancelled one takes the cancelled summary next.
+    if (mirrored.outcome !== "cancelled") this.#store.mirrored(this.#store.mirrorState().version);
   }
 }
