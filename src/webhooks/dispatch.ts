@@ -94,13 +94,14 @@ export async function trySend(env: Env, claim: () => Promise<DeliveryKey[]>, con
 export async function sweepWebhooks(env: Env, now = Date.now()): Promise<number> {
   let sent = 0;
   for (let round = 0; round < CLAIM_ROUNDS; round++) {
-    const [unsent, stale] = await env.DB.batch([
-      claimUnsent(env.DB, null),
+    // Stale first: a row the unsent claim marks in this batch must not be sent twice by it.
+    const [stale, unsent] = await env.DB.batch([
       prepare(env.DB, sql`
         UPDATE ${webhookDeliveries} SET next_attempt_at = ${now}, updated_at = ${now}
         WHERE rowid IN (SELECT rowid FROM ${webhookDeliveries} WHERE status = 'pending' AND next_attempt_at <= ${now - STALE_AFTER_MS}
           AND enqueued = 1 AND coalesce(lease_until, 0) <= ${now} LIMIT ${CLAIM_LIMIT})
         RETURNING endpoint_id, event_id`),
+      claimUnsent(env.DB, null),
     ]);
     const due = [...rowsOf<DeliveryKey>(unsent), ...rowsOf<DeliveryKey>(stale)];
     await sendDeliveries(env, due);
