@@ -142,6 +142,15 @@ await scenario("POST /v1/events (100 events), 20 event-driven agents", cairn.url
 // Proof the agents were matched against, not skipped: their candidates for the next minute's runs.
 results.eventMatches = (await cairn.db.prepare("SELECT count(*) AS n FROM event_run_candidates").first()).n;
 log(`  event-driven agents matched ${results.eventMatches} (agent, contact) pairs`);
+// Off again, so the match requests the load left queued cost little and the scenarios after
+// this one measure what they are about: each request still waiting is read and dropped.
+for (const agent of (await call("GET", "/v1/agents?limit=100", undefined, key)).agents.filter((a) => a.name.startsWith("Event-driven"))) {
+  await call("PATCH", `/v1/agents/${agent.id}`, { enabled: false }, key);
+}
+const backlogStarted = performance.now();
+while ((await cairn.db.prepare("SELECT count(*) AS n FROM event_match_requests").first()).n > 0) await new Promise((r) => setTimeout(r, 100));
+results.eventBacklogMs = performance.now() - backlogStarted;
+log(`  match backlog drained in ${results.eventBacklogMs.toFixed(0)} ms`);
 
 log("run engine");
 for (const size of ENGINE_SIZES) {
@@ -178,6 +187,37 @@ const approvalRun = (await call("POST", `/v1/agents/${approvalAgent.id}/trigger`
 await waitForPending(cairn.db, approvalRun, 1000);
 const approvals = approvalContacts.map((id) => ({ method: "POST", path: `/v1/agents/runs/${approvalRun}/contacts/${id}/actions/0/approve`, headers: auth }));
 results.approvals = await load(cairn.url, approvals, { once: true });
+
+log("the approvals inbox over 11,000 pending actions, then bulk decisions");
+{
+  const runs = [];
+  for (let r = 0; r < 11; r++) {
+    const agent = (await call("POST", "/v1/agents", emailAgent(`Inbox ${r}`), key)).agent;
+    const ids = await makeContacts(call, key, `inbox${r}`, 1000);
+    const runId = (await call("POST", `/v1/agents/${agent.id}/trigger`, { contact_ids: ids }, key)).run_id;
+    runs.push({ runId, ids });
+  }
+  for (const { runId } of runs) await waitForPending(cairn.db, runId, 1000);
+  // The inbox is written by each run's mirror, a moment after its actions: wait until it holds them all.
+  while ((await cairn.db.prepare("SELECT count(*) AS n FROM approvals WHERE workspace_id = ?").bind(workspace.id).first()).n < 11_000) await new Promise((r) => setTimeout(r, 50));
+  await scenario("GET /v1/approvals (11,000 pending, first page)", cairn.url, [{ method: "GET", path: "/v1/approvals", headers: auth }]);
+
+  const decide = async (items) => {
+    const started = performance.now();
+    const res = await call("POST", "/v1/approvals/decide", { decision: "approve", items }, key);
+    const ms = performance.now() - started;
+    return { items: items.length, decided: res.decided, ms, perSecond: res.decided / (ms / 1000), statuses: Object.groupBy(res.results, (r) => r.status) };
+  };
+  const oneRun = await decide(runs[0].ids.map((contact_id) => ({ run_id: runs[0].runId, contact_id, action_index: 0 })));
+  const tenRuns = await decide(runs.slice(1).flatMap(({ runId, ids }) => ids.slice(0, 100).map((contact_id) => ({ run_id: runId, contact_id, action_index: 0 }))));
+  const sent = (await cairn.db.prepare("SELECT count(*) AS n FROM deliveries WHERE workspace_id = ? AND run_id IN (SELECT value FROM json_each(?))").bind(workspace.id, JSON.stringify(runs.map((r) => r.runId))).first()).n;
+  results.bulk = {
+    one_run: { ...oneRun, statuses: Object.fromEntries(Object.entries(oneRun.statuses).map(([k, v]) => [k, v.length])) },
+    ten_runs: { ...tenRuns, statuses: Object.fromEntries(Object.entries(tenRuns.statuses).map(([k, v]) => [k, v.length])) },
+    deliveries: sent,
+  };
+  log(`  1000 on one run: ${oneRun.ms.toFixed(0)} ms; 1000 over 10 runs: ${tenRuns.ms.toFixed(0)} ms; ${sent} deliveries`);
+}
 
 const WEBHOOKS = 5000;
 log(`${WEBHOOKS} webhook deliveries to a local receiver that verifies every signature`);
@@ -277,6 +317,8 @@ const w = results.webhooks;
 const eventsRps = (name) => results.http.find((h) => h.name === name).rps;
 const withAgents = eventsRps("POST /v1/events (100 events), 20 event-driven agents") / eventsRps("POST /v1/events (100 events)");
 console.log(`\nWebhooks: ${w.unique} of ${w.deliveries} events received in ${fmt(w.ms)} ms end to end, ${fmt(w.perSecond)} deliveries/s (x bare ${fmt(w.perSecond / limit, 2)}, x bare+D1 ${fmt(w.perSecond / d1Limit, 2)}); ${w.requests} requests, ${w.duplicates} duplicates, ${w.bad_signatures} bad signatures`);
+const b = results.bulk;
+console.log(`\nBulk decisions (POST /v1/approvals/decide, outbox transport, each approval carried out before the answer): 1000 on one run in ${fmt(b.one_run.ms)} ms, ${fmt(b.one_run.perSecond)}/s ${JSON.stringify(b.one_run.statuses)}; 1000 over 10 runs in ${fmt(b.ten_runs.ms)} ms, ${fmt(b.ten_runs.perSecond)}/s ${JSON.stringify(b.ten_runs.statuses)}; ${b.deliveries} deliveries`);
 console.log(`POST /v1/events with 20 event-driven agents: ${fmt(withAgents, 2)} of its rate without them (${results.eventMatches} agent-contact matches made meanwhile)`);
 console.log(`\nRun view, 1000 contacts x 20,000-character bodies, first page, one request at a time: p50 ${fmt(results.bigView.p50, 1)} ms, max ${fmt(results.bigView.max, 1)} ms, ${results.bigView.bytes} bytes`);
 
@@ -305,6 +347,7 @@ const report = {
   approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit, ratio_to_bare_d1: results.approvals.rps / d1Limit },
   resend_approvals: { ...results.resend, ratio_to_bare: results.resend.rps / limit, ratio_to_bare_d1: results.resend.rps / d1Limit, ratio_to_outbox: results.resend.rps / results.approvals.rps },
   webhooks: { ...results.webhooks, ratio_to_bare: results.webhooks.perSecond / limit, ratio_to_bare_d1: results.webhooks.perSecond / d1Limit },
+  bulk_decisions: results.bulk,
   events_with_event_driven_agents: { ratio: withAgents, matches: results.eventMatches },
   engine: results.engine,
   big_run_view: results.bigView,

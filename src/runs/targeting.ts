@@ -34,7 +34,8 @@ export function filterConditions(workspaceId: string, filter: MonitoringFilter, 
     const parts = [sql`${events.contactId} = ${contacts.id}`, sql`${events.type} = ${type}`];
     if (url_contains) parts.push(contains(events.url, url_contains));
     if (within_days) parts.push(sql`${events.occurredAt} >= ${now - within_days * DAY}`);
-    conditions.push(sql`(SELECT count(*) FROM ${events} WHERE ${sql.join(parts, sql` AND `)}) >= ${min_count}`);
+    // Counting stops at min_count: a contact with thousands of matching events costs what one with min_count does.
+    conditions.push(sql`(SELECT count(*) FROM (SELECT 1 FROM ${events} WHERE ${sql.join(parts, sql` AND `)} LIMIT ${min_count})) >= ${min_count}`);
   }
   return conditions;
 }
