@@ -7,7 +7,7 @@ type D1Migrations = Awaited<ReturnType<typeof readD1Migrations>>;
  * A project of Workers-pool tests against one configuration of the Worker. Bindings are fixed
  * for a pool's lifetime, so each email transport (EMAIL_TRANSPORT) gets its own project.
  */
-const workers = (name: string, include: string[], exclude: string[], migrations: D1Migrations, bindings: Record<string, string> = {}) => ({
+const workers = (name: string, include: string[], exclude: string[], migrations: D1Migrations, bindings: Record<string, string> = {}, extra: Record<string, unknown> = {}) => ({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
@@ -24,6 +24,7 @@ const workers = (name: string, include: string[], exclude: string[], migrations:
           RESEND_WEBHOOK_SECRET: "whsec_Y2Fpcm4tdGVzdC1yZXNlbmQtd2ViaG9vay1zZWNyZXQ=",
           ...bindings,
         },
+        ...extra,
       },
     }),
   ],
@@ -35,7 +36,15 @@ export default defineConfig(async () => {
   return {
     test: {
       projects: [
-        workers("workers", ["test/**/*.test.ts"], ["test/node/**", "test/transports/**"], migrations),
+        workers("workers", ["test/**/*.test.ts"], ["test/node/**", "test/transports/**", "test/ratelimits/**"], migrations),
+        // Rate limits small enough to reach in a test (wrangler.toml's are per minute and generous).
+        workers("ratelimits", ["test/ratelimits/**/*.test.ts"], [], migrations, {}, {
+          ratelimits: {
+            READ_LIMITER: { namespace_id: "1001", simple: { limit: 3, period: 60 } },
+            WRITE_LIMITER: { namespace_id: "1002", simple: { limit: 2, period: 60 } },
+            MCP_LIMITER: { namespace_id: "1003", simple: { limit: 1, period: 60 } },
+          },
+        }),
         // Approved emails through Resend's API (intercepted with msw at https://resend.test).
         workers("resend", ["test/transports/resend/**/*.test.ts"], [], migrations, {
           EMAIL_TRANSPORT: "resend",

@@ -3,6 +3,7 @@ import type { AppEnv } from "./env";
 import { requireKey } from "./middleware/auth";
 import { jsonBody } from "./middleware/body";
 import { notFound, onError } from "./middleware/errors";
+import { rateLimit } from "./middleware/rate-limit";
 import { requestContext } from "./middleware/request-id";
 import { admin } from "./routes/admin";
 import { agents } from "./routes/agents";
@@ -31,7 +32,7 @@ app.route("/v1/unsubscribe", unsubscribe);
 // Provider events are authenticated by their signature over the raw body, not by a key.
 app.route("/v1/inbound", inbound);
 
-app.use("/v1/*", requireKey, jsonBody);
+app.use("/v1/*", requireKey, rateLimit, jsonBody);
 app.route("/v1/agents", runs);
 app.route("/v1/agents", agents);
 app.route("/v1/outbox", outbox);

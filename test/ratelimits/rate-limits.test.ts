@@ -1,0 +1,39 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { api, expectError, makeKey, makeWorkspace } from "../helpers";
+
+// This project's limits (vitest.config.ts): 3 reads, 2 writes a minute per key.
+describe("rate limits per key", () => {
+  it("answer 429 rate_limited with Retry-After once a key's reads are spent; another key is not affected", async () => {
+    const { key, workspaceId } = await makeWorkspace();
+    for (let i = 0; i < 3; i++) expect((await api("/v1/agents", { key })).status).toBe(200);
+    const refused = await api("/v1/agents", { key });
+    expectError(refused, 429, "rate_limited");
+    expect(refused.headers.get("Retry-After")).toBe("60");
+
+    const other = await makeKey(workspaceId);
+    expect((await api("/v1/agents", { key: other.key })).status).toBe(200);
+  });
+
+  it("count reads and writes apart: a key out of reads can still write, and the other way round", async () => {
+    const { key } = await makeWorkspace();
+    for (let i = 0; i < 3; i++) await api("/v1/contacts", { key });
+    expectError(await api("/v1/contacts", { key }), 429, "rate_limited");
+    expect((await api("/v1/contacts", { method: "POST", key, body: { email: "ada@example.com" } })).status).toBe(201);
+    expect((await api("/v1/contacts", { method: "POST", key, body: { email: "bo@example.com" } })).status).toBe(201);
+    expectError(await api("/v1/contacts", { method: "POST", key, body: { email: "cy@example.com" } }), 429, "rate_limited");
+  });
+
+  it("refuse before reading the body or taking the Idempotency-Key, so the retry after the window runs", async () => {
+    const { key, workspaceId } = await makeWorkspace();
+    for (let i = 0; i < 2; i++) await api("/v1/identities", { method: "POST", key, body: { first_name: `Sam ${i}` } });
+    const refused = await api("/v1/identities", { method: "POST", key, headers: { "Idempotency-Key": "late-1" }, body: "{not json" });
+    expectError(refused, 429, "rate_limited");
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM idempotency_keys WHERE scope = ? AND key = 'late-1'").bind(workspaceId).first<{ n: number }>();
+    expect(stored!.n).toBe(0);
+  });
+
+  it("leave routes without a key alone: health and the operator's", async () => {
+    for (let i = 0; i < 5; i++) expect((await api("/v1/health")).status).toBe(200);
+  });
+});
