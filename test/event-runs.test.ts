@@ -255,7 +255,7 @@ describe("event-driven runs", () => {
     expect(members.flat().sort()).toStrictEqual([early!.id, late!.id].sort());
   });
 
-  it("make a request only in workspaces with an enabled event-driven agent: one message per request, none elsewhere", async () => {
+  it("make a request only in workspaces with an enabled event-driven agent, one per burst, none elsewhere", async () => {
     const watched = await makeWorkspace();
     const watcher = await notesAgent(watched.key);
     const [seen] = await makeContacts(watched.key, 1);
@@ -270,14 +270,19 @@ describe("event-driven runs", () => {
     expect(await db().select().from(eventMatchRequests).where(eq(eventMatchRequests.workspaceId, other.workspaceId))).toStrictEqual([]);
 
     await sendEvents(watched.key, views(seen!.id, 100));
+    // A burst coalesces: the same contacts and types wait in the first request, unclaimed.
     await sendEvents(watched.key, views(seen!.id, 1));
-    expect(matches).toHaveLength(2);
+    expect(matches).toHaveLength(1);
     const [request] = await db().select().from(eventMatchRequests).where(eq(eventMatchRequests.id, matches[0]!.request_id));
-    expect(request).toMatchObject({ workspaceId: watched.workspaceId, contactIds: [seen!.id], types: ["page_view"] });
+    expect(request).toMatchObject({ workspaceId: watched.workspaceId, contactIds: [seen!.id], types: ["page_view"], claimedAt: null });
 
     await consume(matches);
     await startEventRuns(db(), env, nextMinute());
     expect(await runsOf(watched.key, watcher.id)).toHaveLength(1);
+    // Once that request was taken, the next events make their own.
+    await sendEvents(watched.key, views(seen!.id, 1));
+    expect(matches).toHaveLength(2);
+    expect(matches[1]!.request_id).not.toBe(matches[0]!.request_id);
   });
 
   it("cost POST /v1/events no D1 round trip or statement more with an event-driven agent, and find agents through agents_workspace_enabled", async () => {

@@ -395,8 +395,10 @@ export const eventMatchRequests = sqliteTable(
     contactIds: json<string[]>("contact_ids").notNull(),
     types: json<string[]>("types").notNull(),
     createdAt: timestamp("created_at").notNull(),
+    /** When a consumer took it: events arriving after that need a request of their own. */
+    claimedAt: timestamp("claimed_at"),
   },
-  (t) => [index("event_match_requests_created").on(t.createdAt)],
+  (t) => [index("event_match_requests_created").on(t.createdAt), index("event_match_requests_waiting").on(t.workspaceId, t.claimedAt)],
 );
 
 /** Contacts an event-driven agent matched in one minute: the cron starts one run for each (agent, minute). */

@@ -27,16 +27,22 @@ const watchedType = sql<string | null>`json_extract(${agents.monitoring}, '$.fil
  * written only when an enabled agent of the workspace watches one of the rows' types, so a
  * workspace without event-driven agents writes and sends nothing. The EXISTS searches
  * `agents_workspace_enabled` (workspace_id, enabled) and reads only those agents' rows.
+ *
+ * A burst coalesces: while a request for the same contacts and types waits unclaimed, no
+ * second one is written (nor its message sent). Its consumer reads the contacts' events
+ * after claiming it, so these events, stored in this same batch before the claim, count.
  */
 export function matchRequest(db: Db, workspaceId: string, rows: EventRow[]) {
   const contactIds = JSON.stringify([...new Set(rows.map((r) => r.contactId))]);
   const types = JSON.stringify([...new Set(rows.map((r) => r.type))]);
   const watched = sql`SELECT 1 FROM ${agents} WHERE ${agents.workspaceId} = ${workspaceId} AND ${agents.enabled} = 1
     AND ${watchedType} IN (SELECT value FROM json_each(${types}))`;
+  const waiting = sql`SELECT 1 FROM ${eventMatchRequests} WHERE ${eventMatchRequests.workspaceId} = ${workspaceId}
+    AND ${eventMatchRequests.claimedAt} IS NULL AND ${eventMatchRequests.contactIds} = ${contactIds} AND ${eventMatchRequests.types} = ${types}`;
   // Drizzle lists every column, `id` first: NULL lets AUTOINCREMENT number the row.
   return db
     .insert(eventMatchRequests)
-    .select(sql`SELECT NULL, ${workspaceId}, ${contactIds}, ${types}, ${rows[0]!.createdAt.getTime()} WHERE EXISTS (${watched})`)
+    .select(sql`SELECT NULL, ${workspaceId}, ${contactIds}, ${types}, ${rows[0]!.createdAt.getTime()}, NULL WHERE EXISTS (${watched}) AND NOT EXISTS (${waiting})`)
     .returning({ id: eventMatchRequests.id });
 }
 
@@ -81,8 +87,9 @@ export function matchReads(db: Db, agent: AgentRow, ids: string[], now: number) 
  */
 export async function matchEvents(db: Db, requestId: number, now: number): Promise<number> {
   const ofRequest = (column: SQLiteColumn): SQL => sql`(SELECT ${column} FROM ${eventMatchRequests} WHERE ${eventMatchRequests.id} = ${requestId})`;
+  // Claimed first: from now on the same contacts' events make a request of their own.
   const [[request], watching] = await db.batch([
-    db.select().from(eventMatchRequests).where(eq(eventMatchRequests.id, requestId)),
+    db.update(eventMatchRequests).set({ claimedAt: new Date(now) }).where(eq(eventMatchRequests.id, requestId)).returning(),
     db
       .select()
       .from(agents)
