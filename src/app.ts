@@ -1,5 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./env";
+import { ApiError } from "./lib/errors";
+import { serveMcp } from "./mcp/server";
 import { requireKey } from "./middleware/auth";
 import { jsonBody } from "./middleware/body";
 import { notFound, onError } from "./middleware/errors";
@@ -41,6 +43,15 @@ app.route("/v1/contacts", contacts);
 app.route("/v1/identities", identities);
 app.route("/v1/events", events);
 app.route("/v1/webhook-endpoints", webhookEndpoints);
+
+// MCP (CONTRACT.md section 13): the same keys, counted against MCP_LIMITER; every tool calls
+// a route above with the caller's key, so scopes and the workspace apply as over REST.
+app.use("/mcp", requireKey, rateLimit, jsonBody);
+app.post("/mcp", (c) => serveMcp(c, app));
+// Stateless: no SSE stream to open (GET) and no session to end (DELETE).
+app.all("/mcp", (c) => {
+  throw new ApiError(405, "method_not_allowed", `${c.req.method} /mcp is not supported: the MCP server is stateless, POST each message`, undefined, { Allow: "POST" });
+});
 
 app.onError(onError);
 app.notFound(notFound);

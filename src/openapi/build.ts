@@ -22,6 +22,8 @@ export type Operation = {
   success: { status: number; description: string; schema: z.ZodType; html?: boolean };
   /** Statuses beyond those every route of its kind can answer. */
   errors?: number[];
+  /** False for a POST that honours no Idempotency-Key (POST /mcp). */
+  idempotent?: false;
   /** What a status means on this route, where that differs from the usual. */
   errorDescriptions?: Partial<Record<number, string>>;
 };
@@ -89,7 +91,8 @@ export function buildDocument(operations: Operation[], info: { title: string; ve
         parameters.push({ name, in: location, required: location === "path" || !(field as z.ZodType).safeParse(undefined).success, schema: json });
       }
     }
-    if (op.method === "post" || op.method === "patch") {
+    const idempotent = (op.method === "post" || op.method === "patch") && op.idempotent !== false;
+    if (idempotent) {
       parameters.push({
         name: "Idempotency-Key",
         in: "header",
@@ -105,7 +108,7 @@ export function buildDocument(operations: Operation[], info: { title: string; ve
     if (op.params) statuses.add(404);
     if (op.params || op.query || op.body) statuses.add(400);
     if (op.body) [413, 415].forEach((s) => statuses.add(s));
-    if (op.method === "post" || op.method === "patch") [409, 422].forEach((s) => statuses.add(s));
+    if (idempotent) [409, 422].forEach((s) => statuses.add(s));
 
     const responses: Record<string, Json> = {
       [op.success.status]: {

@@ -118,6 +118,12 @@ const operations: Operation[] = [
     params: DeliveryParams, errors: [409],
     success: { status: 202, description: "One more attempt, queued now; 409 endpoint_disabled, or delivery_pending while it is still on its retry schedule", schema: WebhookDeliveryEnvelope } },
 
+  { method: "post", path: "/mcp", summary: "Model Context Protocol", tag: "MCP", auth: "key", idempotent: false,
+    body: z.looseObject({ jsonrpc: z.literal("2.0"), method: z.string(), id: z.union([z.string(), z.int()]).optional(), params: z.looseObject({}).optional() }),
+    errors: [405, 429],
+    errorDescriptions: { 405: "GET and DELETE (`method_not_allowed`): the server is stateless, with no SSE stream and no sessions", 429: "Over the key's MCP budget (`rate_limited`), with Retry-After" },
+    success: { status: 200, description: "Streamable HTTP, stateless: one JSON-RPC message in, its answer out (JSON, or a one-event SSE stream for 2025-era clients). Tools: list_agents, get_agent, trigger_agent, list_runs, get_run, review_pending_actions, approve_action, reject_action, list_contacts, upsert_contacts, record_events, list_identities; each needs its REST route's scope, and a missing one is a tool error (isError) naming it", schema: z.looseObject({}) } },
+
   { method: "get", path: "/v1/unsubscribe/:token", summary: "Show an unsubscribe page", tag: "Unsubscribe", auth: null,
     params: z.strictObject({ token: z.string() }), success: { status: 200, description: "A small HTML page with a confirm button; 404 for a forged or altered token", schema: z.string(), html: true } },
   { method: "post", path: "/v1/unsubscribe/:token", summary: "Unsubscribe by link", tag: "Unsubscribe", auth: null,
