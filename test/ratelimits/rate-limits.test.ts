@@ -1,4 +1,4 @@
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { api, expectError, makeKey, makeWorkspace } from "../helpers";
 
@@ -31,6 +31,23 @@ describe("rate limits per key", () => {
     expectError(refused, 429, "rate_limited");
     const stored = await env.DB.prepare("SELECT count(*) AS n FROM idempotency_keys WHERE scope = ? AND key = 'late-1'").bind(workspaceId).first<{ n: number }>();
     expect(stored!.n).toBe(0);
+  });
+
+  it("count POST /mcp against its own budget (one a minute here)", async () => {
+    const { key } = await makeWorkspace();
+    const call = { method: "POST", key, headers: { Accept: "application/json, text/event-stream" }, body: { jsonrpc: "2.0", id: 1, method: "tools/list" } };
+    // The first is served (as an event stream, which the JSON helper cannot read): only its status counts.
+    const first = await exports.default.fetch("https://cairn.test/mcp", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json", ...call.headers },
+      body: JSON.stringify(call.body),
+    });
+    expect(first.status).not.toBe(429);
+    await first.body?.cancel();
+    const refused = await api("/mcp", call);
+    expectError(refused, 429, "rate_limited");
+    // Reads are a budget of their own.
+    expect((await api("/v1/agents", { key })).status).toBe(200);
   });
 
   it("leave routes without a key alone: health and the operator's", async () => {
