@@ -36,7 +36,7 @@ export default defineConfig(async () => {
   return {
     test: {
       projects: [
-        workers("workers", ["test/**/*.test.ts"], ["test/node/**", "test/transports/**", "test/ratelimits/**"], migrations),
+        workers("workers", ["test/**/*.test.ts"], ["test/node/**", "test/browser/**", "test/transports/**", "test/ratelimits/**"], migrations),
         // Rate limits small enough to reach in a test (wrangler.toml's are per minute and generous).
         workers("ratelimits", ["test/ratelimits/**/*.test.ts"], [], migrations, {}, {
           ratelimits: {
@@ -56,6 +56,10 @@ export default defineConfig(async () => {
         {
           // Tools that need Node itself (the OpenAPI validator compiles schemas with eval).
           test: { name: "node", include: ["test/node/**/*.test.ts"], environment: "node" },
+        },
+        {
+          // GET /v1/docs in headless Chromium against `wrangler dev` (needs /usr/bin/chromium).
+          test: { name: "browser", include: ["test/browser/**/*.test.ts"], environment: "node", testTimeout: 90_000, hookTimeout: 120_000 },
         },
       ],
     },

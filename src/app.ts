@@ -11,6 +11,7 @@ import { admin } from "./routes/admin";
 import { agents } from "./routes/agents";
 import { approvals } from "./routes/approvals";
 import { contacts } from "./routes/contacts";
+import { docs } from "./routes/docs";
 import { events } from "./routes/events";
 import { identities } from "./routes/identities";
 import { inbound } from "./routes/inbound";
@@ -28,6 +29,7 @@ app.use(requestContext);
 // The body is read only once the caller is known (the admin routes do the same), so a
 // request without a valid key is 401 whatever it sent (CONTRACT.md section 9).
 app.route("/v1", meta);
+app.route("/v1", docs);
 app.route("/v1/admin", admin);
 // Unsubscribe links carry their own signed token, no key, and may post a form body.
 app.route("/v1/unsubscribe", unsubscribe);

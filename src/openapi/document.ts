@@ -19,6 +19,8 @@ const operations: Operation[] = [
     success: { status: 200, description: "The service is up", schema: ok({ healthy: z.boolean(), time: z.string() }) } },
   { method: "get", path: "/v1/openapi.json", summary: "OpenAPI document", tag: "Service", auth: null,
     success: { status: 200, description: "This document", schema: z.looseObject({}) } },
+  { method: "get", path: "/v1/docs", summary: "API reference", tag: "Service", auth: null,
+    success: { status: 200, description: "An interactive reference of this document; its script is a static asset", schema: z.string(), html: true } },
   { method: "get", path: "/v1/auth/status", summary: "Describe the calling key", tag: "Service", auth: "key",
     success: { status: 200, description: "The key's workspace and scopes", schema: AuthStatus } },
 
