@@ -28,7 +28,13 @@ let dev: ChildProcess;
 let browser: Browser;
 let base: string;
 
+// `.ci/run` installs Chromium, so CI always runs this file; a machine without it skips it with a
+// warning rather than failing `npm test` (CI=true makes a missing Chromium a failure again).
+const RUNS = existsSync(CHROMIUM) || process.env.CI === "true";
+if (!RUNS) console.warn(`test/browser skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
+
 beforeAll(async () => {
+  if (!RUNS) return;
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   copyDocsAssets();
   state = mkdtempSync(join(tmpdir(), "cairn-docs-"));
@@ -62,7 +68,7 @@ async function createKey(): Promise<string> {
   return key.api_key.key;
 }
 
-describe("GET /v1/docs", () => {
+describe.skipIf(!RUNS)("GET /v1/docs", () => {
   it("serves the page and its script without a key, and leaves the API's 404s alone", async () => {
     const page = await fetch(`${base}/v1/docs`);
     expect(page.status).toBe(200);
