@@ -1,4 +1,5 @@
-import { newMessageId, type EventType, type WebhookEvent } from "../webhooks/events";
+import { newMessageId } from "../lib/ids";
+import type { EventType, WebhookEvent } from "../webhooks/events";
 import type { ActionStatus, RunStatus } from "./machine";
 import type { SendWindow } from "../db/schema";
 import type { ContactSnapshot, RunPlan } from "./spec";
