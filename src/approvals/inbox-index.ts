@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { approvals, runs } from "../db/schema";
 import { prepare } from "../lib/d1";
-import { UNSTARTED_END } from "../webhooks/dispatch";
+import { UNSTARTED_END } from "../runs/run-record";
 import type { InboxChanges } from "../runs/run-events";
 
 type RunKey = { runId: string; workspaceId: string; agentId: string };

@@ -6,6 +6,7 @@ import { inboxWrites } from "../approvals/inbox-index";
 import { claimUnsent, insertEvents, type DeliveryKey } from "../webhooks/dispatch";
 import type { WebhookEvent } from "../webhooks/events";
 import type { InboxChanges } from "./run-events";
+import { FAILED_UNSTARTED } from "./run-record";
 import type { RunStore } from "./run-store";
 
 /**
@@ -13,9 +14,6 @@ import type { RunStore } from "./run-store";
  * abandoned (failed by D1 while `queued`: its start message failed every retry).
  */
 export type MirrorOutcome = "written" | "cancelled" | "deleted" | "abandoned";
-
-/** A row D1 failed while `queued`, before any mirror wrote it: its run is over, whatever its object did. */
-const FAILED_UNSTARTED = sql`${runs.status} = 'failed' AND ${runs.mirrorSeq} = 0`;
 
 /** Deliveries the mirror's write created and claimed: the caller hands them to the queue. */
 export type Claimed = DeliveryKey[];

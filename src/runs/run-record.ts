@@ -1,10 +1,19 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs } from "../db/schema";
 import { notFound } from "../lib/errors";
 import { iso } from "../lib/time";
 
 export type RunRow = typeof runs.$inferSelect;
+
+/**
+ * A run row D1 ended while `queued` (a cancel, or a start message that failed every retry),
+ * before any mirror of its object wrote it: D1 alone tells of that run. Its object's
+ * events and inbox entries are not copied, and its summary never lands on the row.
+ */
+export const UNSTARTED_END = sql`${runs.status} IN ('cancelled', 'failed') AND ${runs.mirrorSeq} = 0`;
+/** The part of UNSTARTED_END no summary may overwrite (a cancelled row still takes a cancelled one). */
+export const FAILED_UNSTARTED = sql`${runs.status} = 'failed' AND ${runs.mirrorSeq} = 0`;
 
 export const toRunJson = (row: RunRow) => ({
   id: row.id,

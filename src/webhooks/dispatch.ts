@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { runs, webhookDeliveries, webhookEndpoints, webhookEvents } from "../db/schema";
 import type { Env, WebhookMessage } from "../env";
 import { chunk, prepare, rowsOf } from "../lib/d1";
+import { UNSTARTED_END } from "../runs/run-record";
 import type { WebhookEvent } from "./events";
 
 /** Deliveries one claim hands to the queue; the rest wait for the next claim or the sweep. */
@@ -30,9 +31,6 @@ export function insertEvents(d1: D1Database, workspaceId: string, events: Webhoo
     FROM json_each(${rows}) WHERE EXISTS (SELECT 1 FROM ${webhookEndpoints} WHERE workspace_id = ${workspaceId} AND enabled = 1) ${told}
     ON CONFLICT (id) DO NOTHING`);
 }
-
-/** A run row D1 ended while it was `queued`: no mirror ever wrote it (its run object's first write finds it so). */
-export const UNSTARTED_END = sql`status IN ('cancelled', 'failed') AND mirror_seq = 0`;
 
 /**
  * Claims the workspace's deliveries whose first message was never sent (all workspaces' when
