@@ -151,6 +151,18 @@ describe("a crash between a transition and D1", () => {
 });
 
 describe("transitions D1 makes itself", () => {
+  it("nothing kept for a workspace without an enabled endpoint, by D1's triggers or by a run", async () => {
+    const { key, workspaceId } = await makeWorkspace();
+    await makeEndpoint(key, { enabled: false });
+    const agent = await makeStepsAgent(key, [EMAIL_STEP]);
+    const ada = await makeContact(key, { first_name: "Ada" });
+    const runId = await startRun(key, agent.id, [ada.id]);
+    await drive(runId);
+    expect((await api(`/v1/contacts/${ada.id}`, { method: "PATCH", key, body: { unsubscribed: true } })).status).toBe(200);
+    await drive(runId);
+    expect(await typesOf(workspaceId)).toStrictEqual([]);
+  });
+
   it("contact.unsubscribed once per opt-out, whichever way it comes", async () => {
     const { key, workspaceId } = await makeWorkspace();
     await makeEndpoint(key, { events: ["contact.unsubscribed"] });
