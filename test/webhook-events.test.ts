@@ -1,25 +1,16 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { http, HttpResponse } from "msw";
-import { setupServer } from "msw/node";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RunObject } from "../src/runs/run-object";
 import { insertEvents } from "../src/webhooks/dispatch";
 import { api, makeWorkspace, type Json } from "./helpers";
 import { EMAIL_STEP, approve, cancel, drive, makeContact, makeStepsAgent, reject, runSql, runStub, startRun, trigger } from "./engine-helpers";
 import { deliverStart, seedQueuedRun } from "./run-helpers";
-import { consume, holdWebhookMessages, makeEndpoint, rows } from "./webhook-helpers";
+import { consume, heldInEachTest, makeEndpoint, receiverServer, rows } from "./webhook-helpers";
 
-const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledRequest: "error" }));
-afterEach(() => server.resetHandlers());
-afterAll(() => server.close());
-
-let held: ReturnType<typeof holdWebhookMessages>;
-beforeEach(() => {
-  held = holdWebhookMessages();
-  return () => held.restore();
-});
+const server = receiverServer();
+const held = heldInEachTest();
 
 /** The workspace's webhook events in the order they were written. */
 const eventsOf = async (workspaceId: string) =>

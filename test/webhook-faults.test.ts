@@ -1,20 +1,17 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { http, HttpResponse } from "msw";
-import { setupServer } from "msw/node";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env, RunMessage, SignalMessage } from "../src/env";
 import worker from "../src/index";
 import { sweepWebhooks } from "../src/webhooks/dispatch";
 import { api, makeWorkspace, type Json } from "./helpers";
 import { EMAIL_STEP, drive, makeContact, makeStepsAgent, runSql, runStub, startRun, trigger } from "./engine-helpers";
 import { runRow } from "./run-helpers";
-import { consume, holdWebhookMessages, makeEndpoint, RECEIVER, receiver, row, rows, testEvent } from "./webhook-helpers";
+import { consume, holdWebhookMessages, makeEndpoint, RECEIVER, receiver, receiverServer, row, rows, testEvent } from "./webhook-helpers";
 
 // Faults are real: the queue's send rejects, D1 refuses writes through SQLite triggers.
-const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledRequest: "error" }));
-afterAll(() => server.close());
+const server = receiverServer();
 
 const faults: string[] = [];
 /** D1 refuses `event` on `table` (when `when` holds) until `heal()` or the end of the test. */
@@ -25,7 +22,6 @@ async function refuse(name: string, event: string, table: string, when = "1") {
 }
 afterEach(async () => {
   for (const name of faults.splice(0)) await env.DB.exec(`DROP TRIGGER IF EXISTS ${name}`);
-  server.resetHandlers();
   vi.restoreAllMocks();
 });
 const quiet = () => vi.spyOn(console, "error").mockImplementation(() => {});

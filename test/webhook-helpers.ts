@@ -1,8 +1,8 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { http, HttpResponse } from "msw";
-import type { SetupServer } from "msw/node";
-import { expect, vi } from "vitest";
+import { setupServer, type SetupServer } from "msw/node";
+import { afterAll, afterEach, beforeAll, beforeEach, expect, vi } from "vitest";
 import type { Env, WebhookMessage } from "../src/env";
 import worker from "../src/index";
 import { consumeWebhooks } from "../src/webhooks/deliver";
@@ -28,6 +28,26 @@ export function holdWebhookMessages(): { messages: WebhookMessage[]; restore: ()
     return undefined as never;
   });
   return { messages, restore: () => spy.mockRestore() };
+}
+
+/** The file's stand-in for every receiver (msw): listening through its tests, an unhandled request is an error. */
+export function receiverServer(): SetupServer {
+  const server = setupServer();
+  beforeAll(() => server.listen({ onUnhandledRequest: "error" }));
+  afterEach(() => server.resetHandlers());
+  afterAll(() => server.close());
+  return server;
+}
+
+/** Webhook messages held from the queue in each test of the file: `messages` is that test's. */
+export function heldInEachTest(): { messages: WebhookMessage[] } {
+  const held = { messages: [] as WebhookMessage[] };
+  beforeEach(() => {
+    const hold = holdWebhookMessages();
+    held.messages = hold.messages;
+    return hold.restore;
+  });
+  return held;
 }
 
 /** Hands messages to the webhooks consumer as one batch (through the Worker's queue handler, or directly with a short timeout). */
