@@ -143,8 +143,9 @@ export class RunObject extends DurableObject<Env> {
     const decision = { kind, by_key_id: input.keyId, reason: input.reason ?? null, edited: false };
     const outcomes = this.#store.atomically(() =>
       items.map((item): BulkOutcome => {
-        const found = this.#decidable(workspaceId, item.contactId, item.index, item.digest);
-        if (!found.ok) return bulkOutcome(item, found.result, this.#store.action(item.contactId, item.index)?.status);
+        // The workspace was checked once above: each item only needs its action.
+        const found = this.#checked(item.contactId, item.index, item.digest);
+        if (!found.ok) return bulkOutcome(item, found.result, found.action?.status);
         const { action } = found;
         if (action.status !== "pending_approval") return bulkOutcome(item, repeat(action, kind), action.status);
         const invalid = kind === "approve" ? invalidProposal(action) : null;
@@ -184,13 +185,17 @@ export class RunObject extends DurableObject<Env> {
 
   /** The action a decision names, with its digest checked whatever its status (CONTRACT.md section 8). */
   #decidable(workspaceId: string, contactId: string, index: number, digest: string | undefined) {
-    const run = this.#store.run();
-    if (run?.spec.workspaceId !== workspaceId) return { ok: false as const, result: missing("run") };
+    if (this.#store.run()?.spec.workspaceId !== workspaceId) return { ok: false as const, result: missing("run") };
+    return this.#checked(contactId, index, digest);
+  }
+
+  /** The action, its digest checked: a refusal carries the action when there is one. */
+  #checked(contactId: string, index: number, digest: string | undefined) {
     const action = this.#store.action(contactId, index);
     if (!action) return { ok: false as const, result: missing("action") };
     if (digest !== undefined && digest !== action.digest) {
       const result: DecisionResult = { ok: false, status: 409, code: "digest_mismatch", message: `The action's digest is ${action.digest}; it changed since you looked` };
-      return { ok: false as const, result };
+      return { ok: false as const, result, action };
     }
     return { ok: true as const, action };
   }
