@@ -5,6 +5,7 @@ import type { Db } from "../db/client";
 import { agents, contacts, eventMatchRequests, eventRunCandidates } from "../db/schema";
 import type { Env } from "../env";
 import { batchRead, chunk, D1_MAX_PARAMS, rowsPerStatement } from "../lib/d1";
+import { sendOrLeaveToSweep } from "../lib/queue";
 import { eligibilityScope, skipReason } from "../runs/eligibility";
 import { filterConditions } from "../runs/targeting";
 import type { EventRow } from "./event-record";
@@ -48,11 +49,7 @@ export function matchRequest(db: Db, workspaceId: string, rows: EventRow[]) {
 
 /** Hands a match request to the run queue. A message that cannot be sent is only logged: the cron sweep re-sends it. */
 export async function sendMatch(env: Env, requestId: number): Promise<void> {
-  try {
-    await env.RUN_QUEUE.send({ kind: "match", request_id: requestId });
-  } catch (error) {
-    console.error(JSON.stringify({ level: "warn", message: "match message not sent; the cron sweep sends it", request_id: requestId, error: String(error) }));
-  }
+  await sendOrLeaveToSweep("match message", { request_id: requestId }, () => env.RUN_QUEUE.send({ kind: "match", request_id: requestId }));
 }
 
 /** Builds `read` over `ids` in as few statements as D1's parameter limit allows, whatever else `read` binds. */

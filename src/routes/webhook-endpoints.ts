@@ -9,7 +9,7 @@ import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { IdParam, Pagination } from "../schemas/common";
 import { CreateWebhookEndpointBody, DeliveryParams, ListDeliveriesQuery, TestEventBody, UpdateWebhookEndpointBody } from "../schemas/webhooks";
-import { dispatchNew, sendDeliveries } from "../webhooks/dispatch";
+import { dispatchNew, trySend } from "../webhooks/dispatch";
 import { findEndpoint, ownedEndpoint, readDeliveries, readDelivery, toEndpointJson, type EndpointRow } from "../webhooks/endpoint-record";
 import { EXAMPLE_DATA } from "../webhooks/examples";
 import { newSigningSecret, ROTATION_OVERLAP_MS, sealSecret } from "../webhooks/secrets";
@@ -157,8 +157,6 @@ export const webhookEndpoints = new Hono<AppEnv>()
       throw conflict("delivery_pending", `The delivery is still being attempted; its next attempt is at ${delivery.next_attempt_at}`);
     }
     // If this send fails, the delivery is due and unheld, so the cron's sweep sends it.
-    await sendDeliveries(c.env, [{ endpoint_id: endpoint.id, event_id: deliveryId }]).catch((error) =>
-      console.error(JSON.stringify({ level: "warn", message: "redelivery not queued; the sweep will send it", error: String(error) })),
-    );
+    await trySend(c.env, async () => [{ endpoint_id: endpoint.id, event_id: deliveryId }], { endpoint_id: endpoint.id, event_id: deliveryId });
     return c.json({ status: "success", delivery: await readDelivery(c.var.db, endpoint.id, deliveryId) }, 202);
   });

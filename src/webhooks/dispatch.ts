@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { runs, webhookDeliveries, webhookEndpoints, webhookEvents } from "../db/schema";
 import type { Env, WebhookMessage } from "../env";
 import { chunk, prepare, rowsOf } from "../lib/d1";
+import { sendOrLeaveToSweep } from "../lib/queue";
 import { UNSTARTED_END } from "../runs/run-record";
 import type { WebhookEvent } from "./events";
 
@@ -71,16 +72,9 @@ export async function dispatchNew(env: Env, workspaceId: string): Promise<void> 
   }
 }
 
-/**
- * Sends the deliveries `claim` names, logging a failure rather than throwing it: the write
- * that made them stands, and the cron's sweep sends what was claimed but never sent.
- */
+/** Sends the deliveries `claim` names; a failure is left to the sweep (src/lib/queue.ts). */
 export async function trySend(env: Env, claim: () => Promise<DeliveryKey[]>, context: Record<string, string>): Promise<void> {
-  try {
-    await sendDeliveries(env, await claim());
-  } catch (error) {
-    console.error(JSON.stringify({ level: "warn", message: "webhook dispatch failed; the sweep will send", ...context, error: String(error) }));
-  }
+  await sendOrLeaveToSweep("webhook deliveries", context, async () => sendDeliveries(env, await claim()));
 }
 
 /**
