@@ -2,7 +2,7 @@ import { and, count, desc, eq, inArray, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from "../db/schema";
 import { iso } from "../lib/time";
-import { eventBody } from "./events";
+import { eventEnvelope } from "./events";
 import { ROTATION_OVERLAP_MS } from "./secrets";
 
 export type EndpointRow = typeof webhookEndpoints.$inferSelect;
@@ -44,7 +44,7 @@ export function toDeliveryJson(delivery: DeliveryRow, event: EventRow, attempts:
     last_error: delivery.lastError,
     created_at: iso(delivery.createdAt)!,
     updated_at: iso(delivery.updatedAt)!,
-    event: JSON.parse(eventBody({ ...event, createdAt: event.createdAt.getTime() })) as Record<string, unknown>,
+    event: eventEnvelope({ ...event, createdAt: event.createdAt.getTime() }),
     attempts: attempts
       .sort((a, b) => a.number - b.number)
       .map((a) => ({

@@ -21,11 +21,10 @@ export type WebhookEvent = { id: string; workspaceId: string; type: string; data
 
 /** The body every endpoint receives for `event`, byte for byte the same on every attempt. */
 export function eventBody(event: WebhookEvent): string {
-  return JSON.stringify({
-    id: event.id,
-    type: event.type,
-    created_at: new Date(event.createdAt).toISOString(),
-    workspace_id: event.workspaceId,
-    data: event.data,
-  });
+  return JSON.stringify(eventEnvelope(event));
+}
+
+/** The event as receivers get it (CONTRACT.md section 12), which deliveries also show. */
+export function eventEnvelope(event: WebhookEvent) {
+  return { id: event.id, type: event.type, created_at: new Date(event.createdAt).toISOString(), workspace_id: event.workspaceId, data: event.data };
 }
