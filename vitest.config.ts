@@ -43,6 +43,7 @@ export default defineConfig(async () => {
             READ_LIMITER: { namespace_id: "1001", simple: { limit: 3, period: 60 } },
             WRITE_LIMITER: { namespace_id: "1002", simple: { limit: 2, period: 60 } },
             MCP_LIMITER: { namespace_id: "1003", simple: { limit: 1, period: 60 } },
+            PUBLIC_LIMITER: { namespace_id: "1004", simple: { limit: 2, period: 60 } },
           },
         }),
         // Approved emails through Resend's API (intercepted with msw at https://resend.test).

@@ -1,12 +1,14 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./env";
 import { ApiError } from "./lib/errors";
-import { serveMcp } from "./mcp/server";
+import { JsonRpcMessage, serveMcp } from "./mcp/server";
+import { z } from "zod";
 import { requireKey } from "./middleware/auth";
 import { jsonBody } from "./middleware/body";
 import { notFound, onError } from "./middleware/errors";
 import { rateLimit } from "./middleware/rate-limit";
 import { requestContext } from "./middleware/request-id";
+import { describeRoute } from "./openapi/route-doc";
 import { admin } from "./routes/admin";
 import { agents } from "./routes/agents";
 import { approvals } from "./routes/approvals";
@@ -28,7 +30,7 @@ app.use(requestContext);
 // Public and operator routes first: everything mounted after the key check needs a key.
 // The body is read only once the caller is known (the admin routes do the same), so a
 // request without a valid key is 401 whatever it sent (CONTRACT.md section 9).
-app.route("/v1", meta);
+app.route("/v1", meta(() => app.routes));
 app.route("/v1", docs);
 app.route("/v1/admin", admin);
 // Unsubscribe links carry their own signed token, no key, and may post a form body.
@@ -49,7 +51,19 @@ app.route("/v1/webhook-endpoints", webhookEndpoints);
 // MCP (CONTRACT.md section 13): the same keys, counted against MCP_LIMITER; every tool calls
 // a route above with the caller's key, so scopes and the workspace apply as over REST.
 app.use("/mcp", requireKey, rateLimit, jsonBody);
-app.post("/mcp", (c) => serveMcp(c, app));
+app.post(
+  "/mcp",
+  describeRoute({
+    summary: "Call the MCP server",
+    description:
+      "Model Context Protocol over Streamable HTTP, stateless: one JSON-RPC message in, its answer out (JSON, or a one-event SSE stream for 2025-era clients). Tools: list_agents, get_agent, trigger_agent, list_runs, get_run, review_pending_actions, approve_action, reject_action, list_contacts, upsert_contacts, record_events, list_identities. Each tool needs its REST route's scope; a missing one is a tool error (`isError`) naming it. JSON-RPC messages carry their own ids, so this route takes no Idempotency-Key.",
+    tag: "MCP",
+    body: JsonRpcMessage,
+    success: { status: 200, description: "The JSON-RPC answer", schema: z.looseObject({}) },
+    errors: { 405: "GET and DELETE (`method_not_allowed`): the server is stateless, with no SSE stream and no sessions" },
+  }),
+  (c) => serveMcp(c, app),
+);
 // Stateless: no SSE stream to open (GET) and no session to end (DELETE).
 app.all("/mcp", (c) => {
   throw new ApiError(405, "method_not_allowed", `${c.req.method} /mcp is not supported: the MCP server is stateless, POST each message`, undefined, { Allow: "POST" });

@@ -50,10 +50,11 @@ export type Env = {
   EMAIL?: SendEmail;
   /** Where the email() handler forwards every message it receives, once recorded (a verified Email Routing destination). */
   INBOUND_FORWARD_TO?: string;
-  /** Per-key rate limits (`[[ratelimits]]` in wrangler.toml): reads, writes, and the MCP endpoint. */
+  /** Per-key rate limits (`[[ratelimits]]` in wrangler.toml): reads, writes, and the MCP endpoint; PUBLIC_LIMITER is per address, for the keyless reads. */
   READ_LIMITER?: RateLimit;
   WRITE_LIMITER?: RateLimit;
   MCP_LIMITER?: RateLimit;
+  PUBLIC_LIMITER?: RateLimit;
   /** Proposals a run makes at once (1-20, default 6). */
   PROPOSAL_CONCURRENCY?: string;
 };

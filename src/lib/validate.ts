@@ -1,6 +1,7 @@
 import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
 import type { z } from "zod";
+import { documented } from "../openapi/route-doc";
 import { ApiError, validationError, type ErrorDetail } from "./errors";
 import "./messages";
 
@@ -31,12 +32,16 @@ const TARGET_LABEL: Partial<Record<keyof ValidationTargets, string>> = {
 /**
  * `zValidator` that throws the API's validation error instead of answering itself, so
  * `app.onError` stays the one place that builds error envelopes. Path parameters that
- * fail their schema are a 404: an id that cannot exist names nothing.
+ * fail their schema are a 404: an id that cannot exist names nothing. The schema is also
+ * what the OpenAPI document shows for the target.
  */
 export const validate = <T extends z.ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) =>
-  zValidator(target, schema, (result) => {
-    if (result.success) return;
-    if (target === "param") throw new ApiError(404, "not_found", "No such resource");
-    const details = issuesToDetails(result.error.issues);
-    throw validationError(`${TARGET_LABEL[target] ?? "Request"} failed validation`, details);
-  });
+  documented(
+    zValidator(target, schema, (result) => {
+      if (result.success) return;
+      if (target === "param") throw new ApiError(404, "not_found", "No such resource");
+      const details = issuesToDetails(result.error.issues);
+      throw validationError(`${TARGET_LABEL[target] ?? "Request"} failed validation`, details);
+    }),
+    { kind: "validate", target, schema },
+  );

@@ -1,8 +1,14 @@
 import { createMcpHandler, McpServer } from "@modelcontextprotocol/server";
 import type { Context, Hono } from "hono";
+import { z } from "zod";
 import type { AppEnv } from "../env";
 import type { RestCall } from "./rest";
 import { registerTools } from "./tools";
+
+/** What POST /mcp accepts: one JSON-RPC 2.0 message (the SDK checks the rest). */
+export const JsonRpcMessage = z
+  .looseObject({ jsonrpc: z.literal("2.0"), method: z.string(), id: z.union([z.string(), z.int()]).optional(), params: z.looseObject({}).optional() })
+  .meta({ id: "JsonRpcMessage" });
 
 /** A fresh MCP server whose tools answer through `call`. */
 export function mcpServer(call: RestCall): McpServer {

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { ApiError, validationError, type ErrorDetail } from "../lib/errors";
+import { documented } from "../openapi/route-doc";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** No body nests deeper than this, so nothing that walks it recursively can overflow. */
@@ -19,7 +20,7 @@ const tooLarge = () =>
  * validators and the idempotency fingerprint read the same bytes; an empty body reads as
  * `{}`. Mount it after the key check: a caller without a key gets 401, whatever it sent.
  */
-export const jsonBody = createMiddleware<AppEnv>(async (c, next) => {
+const readJsonBody = createMiddleware<AppEnv>(async (c, next) => {
   if (bodyCache(c).text !== undefined) return next(); // read already, by an outer mount
   const raw = c.req.raw;
   if (!raw.body) {
@@ -49,6 +50,7 @@ export const jsonBody = createMiddleware<AppEnv>(async (c, next) => {
   cacheText(c, text);
   await next();
 });
+export const jsonBody = documented(readJsonBody, { kind: "json-body" });
 
 /** A value in the body, with how it was reached and how many containers enclose it. */
 type Node = { value: unknown; key: string; parent: Node | null; depth: number };

@@ -3,6 +3,7 @@ import type { AppEnv } from "../env";
 import { seal, sha256Hex, unseal } from "../lib/crypto";
 import { ApiError, validationError } from "../lib/errors";
 import { claimKey, completeKey, releaseKey } from "../lib/idempotency";
+import { documented } from "../openapi/route-doc";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** Workspace routes whose answers carry a secret shown once: a webhook endpoint's create and rotate-secret. */
@@ -10,9 +11,10 @@ const SECRET_BEARING = /^\/v1\/webhook-endpoints\/?(?:[^/]+\/rotate-secret\/?)?$
 
 /**
  * Honours `Idempotency-Key` on POST and PATCH (CONTRACT.md section 1). Keys are scoped
- * to the caller's workspace, or to the operator for admin routes.
+ * to the caller's workspace, or to the operator for admin routes. Put it after the route's
+ * scope check: a key without the scope must never be answered from a stored response.
  */
-export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
+const honourIdempotencyKey = createMiddleware<AppEnv>(async (c, next) => {
   const key = c.req.header("Idempotency-Key");
   if (key === undefined || (c.req.method !== "POST" && c.req.method !== "PATCH")) return next();
   if (!KEY_PATTERN.test(key)) {
@@ -70,3 +72,4 @@ export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
     console.error(JSON.stringify({ level: "error", request_id: c.var.requestId, message: `Idempotency-Key ${key} not recorded: ${String(error)}` }));
   }
 });
+export const idempotency = documented(honourIdempotencyKey, { kind: "idempotency" });

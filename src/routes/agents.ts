@@ -12,8 +12,10 @@ import { newId } from "../lib/ids";
 import { runStub } from "../runs/run-stub";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
-import { CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
-import { IdParam } from "../schemas/common";
+import { AgentEnvelope, AgentList, CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
+import { Deleted, IdParam } from "../schemas/common";
+import { describeRoute } from "../openapi/route-doc";
+import { idempotency } from "../middleware/idempotency";
 
 export async function findAgent(db: Db, workspaceId: string, id: string) {
   return db.query.agents.findFirst({
@@ -36,7 +38,12 @@ async function assertIdentity(db: Db, workspaceId: string, identityId: string | 
 }
 
 export const agents = new Hono<AppEnv>()
-  .get("/", requireScope("agents:read"), validate("query", ListAgentsQuery), async (c) => {
+  .get("/", describeRoute({
+    summary: "List agents",
+    description: "Lists the workspace's agents, newest first, filtered by `enabled` and `playbook_template`.",
+    tag: "Agents",
+    success: { status: 200, description: "Newest first", schema: AgentList },
+  }), requireScope("agents:read"), validate("query", ListAgentsQuery), async (c) => {
     const { limit, offset, enabled, playbook_template } = c.req.valid("query");
     const filters: SQL[] = [eq(agentsTable.workspaceId, c.var.auth.workspaceId)];
     if (enabled !== undefined) filters.push(eq(agentsTable.enabled, enabled));
@@ -50,7 +57,12 @@ export const agents = new Hono<AppEnv>()
     return c.json({ status: "success", agents: rows.map(toAgentJson), total: totals!.total, limit, offset });
   })
 
-  .post("/", requireScope("agents:write"), validate("json", CreateAgentBody), async (c) => {
+  .post("/", describeRoute({
+    summary: "Create an agent",
+    description: "Creates an agent. The answer carries `warnings` when the agent's LLM provider is not configured in this deployment.",
+    tag: "Agents",
+    success: { status: 201, description: "Created", schema: AgentEnvelope },
+  }), requireScope("agents:write"), idempotency, validate("json", CreateAgentBody), async (c) => {
     const config = configFromCreate(c.req.valid("json"));
     await assertIdentity(c.var.db, c.var.auth.workspaceId, config.identity_id);
     const now = new Date();
@@ -61,13 +73,23 @@ export const agents = new Hono<AppEnv>()
     return c.json({ status: "success", agent: toAgentJson(row!), ...warningsFor(config, c.env) }, 201);
   })
 
-  .get("/:id", requireScope("agents:read"), validate("param", IdParam), async (c) => {
+  .get("/:id", describeRoute({
+    summary: "Get an agent",
+    description: "Gets one agent with its whole configuration.",
+    tag: "Agents",
+    success: { status: 200, description: "The agent", schema: AgentEnvelope },
+  }), requireScope("agents:read"), validate("param", IdParam), async (c) => {
     const agent = await findAgent(c.var.db, c.var.auth.workspaceId, c.req.valid("param").id);
     if (!agent) throw notFound("agent");
     return c.json({ status: "success", agent: toAgentJson(agent) });
   })
 
-  .patch("/:id", requireScope("agents:write"), validate("param", IdParam), validate("json", UpdateAgentBody), async (c) => {
+  .patch("/:id", describeRoute({
+    summary: "Update an agent",
+    description: "Updates an agent. Top-level fields merge; `playbook`, `monitoring` and `llm_config` are replaced whole.",
+    tag: "Agents",
+    success: { status: 200, description: "Updated", schema: AgentEnvelope },
+  }), requireScope("agents:write"), idempotency, validate("param", IdParam), validate("json", UpdateAgentBody), async (c) => {
     const { id } = c.req.valid("param");
     const { workspaceId } = c.var.auth;
     // Compare-and-set on updated_at: a PATCH that raced another is merged again over the
@@ -87,7 +109,12 @@ export const agents = new Hono<AppEnv>()
     throw conflict("concurrent_update", "The agent is being updated by other requests; retry");
   })
 
-  .delete("/:id", requireScope("agents:write"), validate("param", IdParam), async (c) => {
+  .delete("/:id", describeRoute({
+    summary: "Delete an agent",
+    description: "Deletes an agent with its runs, which stop at once; nothing they proposed is sent afterwards.",
+    tag: "Agents",
+    success: { status: 200, description: "Deleted with its runs", schema: Deleted },
+  }), requireScope("agents:write"), validate("param", IdParam), async (c) => {
     const { db } = c.var;
     const agent = await findAgent(db, c.var.auth.workspaceId, c.req.valid("param").id);
     if (!agent) throw notFound("agent");

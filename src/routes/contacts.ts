@@ -13,15 +13,22 @@ import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson } from "../events/event-record";
 import { changesDetails, signalContacts, snapshotOf } from "../runs/stop-signals";
-import { IdParam, Pagination } from "../schemas/common";
-import { BatchContactsBody, CreateContactBody, ListContactsQuery, UpdateContactBody } from "../schemas/contacts";
-import { ListEventsQuery } from "../schemas/events";
+import { Deleted, IdParam, Pagination } from "../schemas/common";
+import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateContactBody, ListContactsQuery, NoteList, UpdateContactBody } from "../schemas/contacts";
+import { EventList, ListEventsQuery } from "../schemas/events";
+import { describeRoute } from "../openapi/route-doc";
+import { idempotency } from "../middleware/idempotency";
 
 const duplicateEmail = (email: string) =>
   conflict("already_exists", `A contact with email ${email} already exists`, [{ path: "email", message: "Already in use" }]);
 
 export const contacts = new Hono<AppEnv>()
-  .get("/", requireScope("contacts:read"), validate("query", ListContactsQuery), async (c) => {
+  .get("/", describeRoute({
+    summary: "List contacts",
+    description: "Lists contacts, newest first, filtered by lifecycle stage, tags, a search over names, emails and companies, and more.",
+    tag: "Contacts",
+    success: { status: 200, description: "Newest first", schema: ContactList },
+  }), requireScope("contacts:read"), validate("query", ListContactsQuery), async (c) => {
     const q = c.req.valid("query");
     const filters: SQL[] = [eq(contactsTable.workspaceId, c.var.auth.workspaceId)];
     if (q.lifecycle_stage) filters.push(inArray(contactsTable.lifecycleStage, q.lifecycle_stage));
@@ -40,7 +47,13 @@ export const contacts = new Hono<AppEnv>()
     return c.json({ status: "success", contacts: rows.map(toContactJson), total: totals!.total, limit: q.limit, offset: q.offset });
   })
 
-  .post("/", requireScope("contacts:write"), validate("json", CreateContactBody), async (c) => {
+  .post("/", describeRoute({
+    summary: "Create a contact",
+    description: "Creates a contact. Emails are unique per workspace, whatever their case.",
+    tag: "Contacts",
+    success: { status: 201, description: "Created", schema: ContactEnvelope },
+    errors: { 409: "The email is taken, in any case (`already_exists`)" },
+  }), requireScope("contacts:write"), idempotency, validate("json", CreateContactBody), async (c) => {
     const body = c.req.valid("json");
     const [row] = await c.var.db
       .insert(contactsTable)
@@ -51,7 +64,12 @@ export const contacts = new Hono<AppEnv>()
     return c.json({ status: "success", contact: toContactJson(row) }, 201);
   })
 
-  .post("/batch", requireScope("contacts:write"), validate("json", BatchContactsBody), async (c) => {
+  .post("/batch", describeRoute({
+    summary: "Upsert contacts by email",
+    description: "Creates or updates up to 1000 contacts by email in one transaction: all are stored or none.",
+    tag: "Contacts",
+    success: { status: 200, description: "All stored or none; counts of created and updated", schema: BatchResult },
+  }), requireScope("contacts:write"), idempotency, validate("json", BatchContactsBody), async (c) => {
     const bodies = c.req.valid("json").contacts;
     const results = await upsertContacts(c.var.db, c.var.auth.workspaceId, bodies);
     const unsubscribing = new Set(bodies.filter((b) => b.unsubscribed === true).map((b) => b.email.toLowerCase()));
@@ -67,13 +85,23 @@ export const contacts = new Hono<AppEnv>()
     return c.json({ status: "success", created, updated: results.length - created, contacts: results });
   })
 
-  .get("/:id", requireScope("contacts:read"), validate("param", IdParam), async (c) => {
+  .get("/:id", describeRoute({
+    summary: "Get a contact",
+    description: "Gets one contact.",
+    tag: "Contacts",
+    success: { status: 200, description: "The contact", schema: ContactEnvelope },
+  }), requireScope("contacts:read"), validate("param", IdParam), async (c) => {
     const contact = await findContact(c.var.db, c.var.auth.workspaceId, c.req.valid("param").id);
     if (!contact) throw notFound("contact");
     return c.json({ status: "success", contact: toContactJson(contact) });
   })
 
-  .patch("/:id", requireScope("contacts:write"), validate("param", IdParam), validate("json", UpdateContactBody), async (c) => {
+  .patch("/:id", describeRoute({
+    summary: "Update a contact",
+    description: "Updates a contact. Setting `unsubscribed` stops every sequence of the contact.",
+    tag: "Contacts",
+    success: { status: 200, description: "Updated", schema: ContactEnvelope },
+  }), requireScope("contacts:write"), idempotency, validate("param", IdParam), validate("json", UpdateContactBody), async (c) => {
     const body = c.req.valid("json");
     let row;
     try {
@@ -96,7 +124,12 @@ export const contacts = new Hono<AppEnv>()
     return c.json({ status: "success", contact: toContactJson(row) });
   })
 
-  .delete("/:id", requireScope("contacts:write"), validate("param", IdParam), async (c) => {
+  .delete("/:id", describeRoute({
+    summary: "Delete a contact",
+    description: "Deletes a contact with its events and notes; no run reaches it afterwards.",
+    tag: "Contacts",
+    success: { status: 200, description: "Deleted with its events", schema: Deleted },
+  }), requireScope("contacts:write"), validate("param", IdParam), async (c) => {
     const [row] = await c.var.db
       .delete(contactsTable)
       .where(and(eq(contactsTable.workspaceId, c.var.auth.workspaceId), eq(contactsTable.id, c.req.valid("param").id)))
@@ -106,7 +139,12 @@ export const contacts = new Hono<AppEnv>()
     return c.json({ status: "success", deleted: true, id: row.id });
   })
 
-  .get("/:id/events", requireScope("contacts:read"), validate("param", IdParam), validate("query", ListEventsQuery), async (c) => {
+  .get("/:id/events", describeRoute({
+    summary: "List a contact's events",
+    description: "Lists a contact's events, newest first by `occurred_at`, optionally of one type.",
+    tag: "Events",
+    success: { status: 200, description: "Newest first by occurred_at", schema: EventList },
+  }), requireScope("contacts:read"), validate("param", IdParam), validate("query", ListEventsQuery), async (c) => {
     const { id } = c.req.valid("param");
     const { limit, offset, type } = c.req.valid("query");
     if (!(await findContact(c.var.db, c.var.auth.workspaceId, id))) throw notFound("contact");
@@ -118,7 +156,12 @@ export const contacts = new Hono<AppEnv>()
     return c.json({ status: "success", events: rows.map(toEventJson), total: totals!.total, limit, offset });
   })
 
-  .get("/:id/notes", requireScope("contacts:read"), validate("param", IdParam), validate("query", Pagination), async (c) => {
+  .get("/:id/notes", describeRoute({
+    summary: "List a contact's notes",
+    description: "Lists a contact's notes, newest first; approved `create_note` actions write them.",
+    tag: "Contacts",
+    success: { status: 200, description: "Newest first; create_note actions write these", schema: NoteList },
+  }), requireScope("contacts:read"), validate("param", IdParam), validate("query", Pagination), async (c) => {
     const { id } = c.req.valid("param");
     const { limit, offset } = c.req.valid("query");
     if (!(await findContact(c.var.db, c.var.auth.workspaceId, id))) throw notFound("contact");

@@ -1,5 +1,8 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import type { AppEnv } from "../env";
+import { publicRateLimit } from "../middleware/rate-limit";
+import { describeRoute } from "../openapi/route-doc";
 
 // Scalar's standalone build, served from the Worker's static assets (public/docs/scalar.js):
 // no CDN, no web fonts, no telemetry, none of Scalar's hosted extras. "Try it" sends to the origin the page was loaded from.
@@ -31,4 +34,14 @@ Scalar.createApiReference("#app", {
 `;
 
 /** The interactive API reference of /v1/openapi.json; needs no key. */
-export const docs = new Hono<AppEnv>().get("/docs", (c) => c.html(PAGE));
+export const docs = new Hono<AppEnv>().get(
+  "/docs",
+  describeRoute({
+    summary: "Open the API reference",
+    description: "An interactive reference of the OpenAPI document that works offline: its script is one of the Worker's static assets, and its requests go to the server that served it.",
+    tag: "Service",
+    success: { status: 200, description: "An HTML page", schema: z.string(), html: true },
+  }),
+  publicRateLimit,
+  (c) => c.html(PAGE),
+);

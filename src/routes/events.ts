@@ -7,9 +7,16 @@ import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { toEventJson, type EventRow } from "../events/event-record";
 import { recordEvents } from "../events/record-events";
-import { CreateEventsBody } from "../schemas/events";
+import { CreateEventsBody, EventsCreated } from "../schemas/events";
+import { describeRoute } from "../openapi/route-doc";
+import { idempotency } from "../middleware/idempotency";
 
-export const events = new Hono<AppEnv>().post("/", requireScope("events:write"), validate("json", CreateEventsBody), async (c) => {
+export const events = new Hono<AppEnv>().post("/", describeRoute({
+  summary: "Record events",
+  description: "Records 1-100 events of contacts, by id or email, all or none. Enabled event-driven agents watching a type start runs for the contacts that match.",
+  tag: "Events",
+  success: { status: 201, description: "Stored, all or none", schema: EventsCreated },
+}), requireScope("events:write"), idempotency, validate("json", CreateEventsBody), async (c) => {
   const { db } = c.var;
   const { workspaceId } = c.var.auth;
   const input = c.req.valid("json").events;

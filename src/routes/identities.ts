@@ -7,13 +7,20 @@ import { newId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
 import { findIdentity, identityColumns, toIdentityJson } from "../identities/identity-record";
-import { IdParam } from "../schemas/common";
-import { CreateIdentityBody, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
+import { Deleted, IdParam } from "../schemas/common";
+import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
+import { describeRoute } from "../openapi/route-doc";
+import { idempotency } from "../middleware/idempotency";
 
 const owned = (workspaceId: string, id: string) => and(eq(identitiesTable.workspaceId, workspaceId), eq(identitiesTable.id, id));
 
 export const identities = new Hono<AppEnv>()
-  .get("/", requireScope("identities:read"), validate("query", ListIdentitiesQuery), async (c) => {
+  .get("/", describeRoute({
+    summary: "List identities",
+    description: "Lists the workspace's sending identities, newest first.",
+    tag: "Identities",
+    success: { status: 200, description: "Newest first", schema: IdentityList },
+  }), requireScope("identities:read"), validate("query", ListIdentitiesQuery), async (c) => {
     const { limit, offset } = c.req.valid("query");
     const where = eq(identitiesTable.workspaceId, c.var.auth.workspaceId);
     const [rows, [totals]] = await c.var.db.batch([
@@ -23,7 +30,12 @@ export const identities = new Hono<AppEnv>()
     return c.json({ status: "success", identities: rows.map(toIdentityJson), total: totals!.total, limit, offset });
   })
 
-  .post("/", requireScope("identities:write"), validate("json", CreateIdentityBody), async (c) => {
+  .post("/", describeRoute({
+    summary: "Create an identity",
+    description: "Creates a sending identity: a name, an address and the window in which it may send.",
+    tag: "Identities",
+    success: { status: 201, description: "Created", schema: IdentityEnvelope },
+  }), requireScope("identities:write"), idempotency, validate("json", CreateIdentityBody), async (c) => {
     const now = new Date();
     const [row] = await c.var.db
       .insert(identitiesTable)
@@ -41,13 +53,23 @@ export const identities = new Hono<AppEnv>()
     return c.json({ status: "success", identity: toIdentityJson(row!) }, 201);
   })
 
-  .get("/:id", requireScope("identities:read"), validate("param", IdParam), async (c) => {
+  .get("/:id", describeRoute({
+    summary: "Get an identity",
+    description: "Gets one sending identity.",
+    tag: "Identities",
+    success: { status: 200, description: "The identity", schema: IdentityEnvelope },
+  }), requireScope("identities:read"), validate("param", IdParam), async (c) => {
     const identity = await findIdentity(c.var.db, c.var.auth.workspaceId, c.req.valid("param").id);
     if (!identity) throw notFound("identity");
     return c.json({ status: "success", identity: toIdentityJson(identity) });
   })
 
-  .patch("/:id", requireScope("identities:write"), validate("param", IdParam), validate("json", UpdateIdentityBody), async (c) => {
+  .patch("/:id", describeRoute({
+    summary: "Update an identity",
+    description: "Updates a sending identity; `send_window` is replaced whole.",
+    tag: "Identities",
+    success: { status: 200, description: "Updated", schema: IdentityEnvelope },
+  }), requireScope("identities:write"), idempotency, validate("param", IdParam), validate("json", UpdateIdentityBody), async (c) => {
     const [row] = await c.var.db
       .update(identitiesTable)
       .set({ ...identityColumns(c.req.valid("json")), updatedAt: new Date() })
@@ -57,7 +79,13 @@ export const identities = new Hono<AppEnv>()
     return c.json({ status: "success", identity: toIdentityJson(row) });
   })
 
-  .delete("/:id", requireScope("identities:write"), validate("param", IdParam), async (c) => {
+  .delete("/:id", describeRoute({
+    summary: "Delete an identity",
+    description: "Deletes a sending identity no agent uses.",
+    tag: "Identities",
+    success: { status: 200, description: "Deleted", schema: Deleted },
+    errors: { 409: "An agent uses the identity (`in_use`)" },
+  }), requireScope("identities:write"), validate("param", IdParam), async (c) => {
     const { id } = c.req.valid("param");
     const { workspaceId } = c.var.auth;
     // One statement decides: an agent that takes the identity meanwhile keeps it alive.

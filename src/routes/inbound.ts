@@ -9,8 +9,9 @@ import { recordEvents } from "../events/record-events";
 import { ApiError, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { verifyWebhook } from "../lib/standard-webhooks";
-import { ResendEvent, taggedDeliveryId } from "../schemas/inbound";
+import { InboundResult, ResendEvent, taggedDeliveryId } from "../schemas/inbound";
 import { alreadyRecorded } from "../delivery/reply-match";
+import { describeRoute } from "../openapi/route-doc";
 
 /** Resend's events are small; anything near this is not one of them. */
 const MAX_INBOUND_BYTES = 256 * 1024;
@@ -126,6 +127,18 @@ async function applyEvent(db: Db, env: Env, event: ResendEvent, webhookId: strin
  */
 export const inbound = new Hono<AppEnv>().post(
   "/resend",
+  describeRoute({
+    summary: "Receive a Resend delivery event",
+    description: "Resend's delivery events, signed with Standard Webhooks. Delivered, hard bounces (which suppress the contact) and complaints (which unsubscribe it) are recorded once; an unknown email or type is acknowledged unrecorded.",
+    tag: "Inbound",
+    success: { status: 200, description: "Acknowledged: delivered, hard bounces (which suppress the contact) and complaints (which unsubscribe it) are recorded once; an unknown email or type is acknowledged unrecorded", schema: InboundResult },
+    errors: {
+      401: "Missing or bad Standard Webhooks signature, or a timestamp over 5 minutes away (`invalid_signature`)",
+      404: "RESEND_WEBHOOK_SECRET is not set (`not_found`)",
+      413: "Body over 256 KiB (`payload_too_large`)",
+    },
+    body: ResendEvent,
+  }),
   async (c, next) => {
     if (!c.env.RESEND_WEBHOOK_SECRET) throw notFound("route");
     await next();

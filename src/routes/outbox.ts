@@ -5,10 +5,16 @@ import type { AppEnv } from "../env";
 import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
-import { ListOutboxQuery } from "../schemas/runs";
+import { ListOutboxQuery, OutboxList } from "../schemas/runs";
+import { describeRoute } from "../openapi/route-doc";
 
 /** The workspace outbox: every delivery, whatever the transport, with how it left and what became of it. */
-export const outbox = new Hono<AppEnv>().get("/", requireScope("agents:read"), validate("query", ListOutboxQuery), async (c) => {
+export const outbox = new Hono<AppEnv>().get("/", describeRoute({
+  summary: "List outbox deliveries",
+  description: "Lists outbound deliveries, newest first: what approved actions sent or, with the `outbox` transport, would have sent.",
+  tag: "Runs",
+  success: { status: 200, description: "What outbound actions would have sent, newest first", schema: OutboxList },
+}), requireScope("agents:read"), validate("query", ListOutboxQuery), async (c) => {
   const { limit, offset, run_id, contact_id, status } = c.req.valid("query");
   const where = and(
     eq(deliveries.workspaceId, c.var.auth.workspaceId),

@@ -15,11 +15,13 @@ import { runStub } from "../runs/run-stub";
 import { findRun, requireRun, toRunJson } from "../runs/run-record";
 import { selectTargets } from "../runs/targeting";
 import { IdParam } from "../schemas/common";
-import { ActionParamsPath, ApproveBody, ListRunsQuery, RejectBody, RunParams, RunViewQuery, TriggerBody } from "../schemas/runs";
+import { ActionEnvelope, ActionParamsPath, ApproveBody, ListRunsQuery, RejectBody, RunDetail, RunEnvelope, RunList, RunParams, RunViewQuery, TriggerBody, TriggerResult } from "../schemas/runs";
 import type { ContactsPage, RunView } from "../runs/views";
 import type { Db } from "../db/client";
 import { findAgent } from "./agents";
 import { dispatchNew } from "../webhooks/dispatch";
+import { describeRoute } from "../openapi/route-doc";
+import { idempotency } from "../middleware/idempotency";
 
 
 function decided(result: DecisionResult) {
@@ -29,7 +31,13 @@ function decided(result: DecisionResult) {
 
 /** Runs of agents: trigger, read, cancel, and the human decisions on proposed actions. */
 export const runs = new Hono<AppEnv>()
-  .post("/:id/trigger", requireScope("agents:trigger"), validate("param", IdParam), validate("json", TriggerBody), async (c) => {
+  .post("/:id/trigger", describeRoute({
+    summary: "Trigger an agent run",
+    description: "Starts a run of the agent over the named contacts, or over those its monitoring selects. Contacts that are not eligible (opted out, bounced, replied, in another active run, in cooldown) are skipped and listed with the reason.",
+    tag: "Runs",
+    success: { status: 200, description: "The run is queued, with who was skipped and why", schema: TriggerResult },
+    errors: { 409: "The agent cannot run now: `agent_not_runnable`, `provider_not_configured`, `sender_required`, `email_transport_not_configured`, `no_matching_contacts` or `no_eligible_contacts` (with each skipped contact and why in `details`)" },
+  }), requireScope("agents:trigger"), idempotency, validate("param", IdParam), validate("json", TriggerBody), async (c) => {
     const { db } = c.var;
     const { workspaceId } = c.var.auth;
     const agent = await findAgent(db, workspaceId, c.req.valid("param").id);
@@ -56,7 +64,12 @@ export const runs = new Hono<AppEnv>()
     }
   })
 
-  .get("/:id/runs", requireScope("agents:read"), validate("param", IdParam), validate("query", ListRunsQuery), async (c) => {
+  .get("/:id/runs", describeRoute({
+    summary: "List agent runs",
+    description: "Lists the agent's runs, newest first, optionally by status.",
+    tag: "Runs",
+    success: { status: 200, description: "Newest first", schema: RunList },
+  }), requireScope("agents:read"), validate("param", IdParam), validate("query", ListRunsQuery), async (c) => {
     const { limit, offset, status } = c.req.valid("query");
     const { workspaceId } = c.var.auth;
     const agent = await findAgent(c.var.db, workspaceId, c.req.valid("param").id);
@@ -69,7 +82,12 @@ export const runs = new Hono<AppEnv>()
     return c.json({ status: "success", runs: rows.map(toRunJson), total: totals!.total, limit, offset });
   })
 
-  .get("/runs/:runId", requireScope("agents:read"), validate("param", RunParams), validate("query", RunViewQuery), async (c) => {
+  .get("/runs/:runId", describeRoute({
+    summary: "Get a single run",
+    description: "Gets a run with its counts and one page of its contacts, each with its current details and its actions.",
+    tag: "Runs",
+    success: { status: 200, description: "The run with one page of its contacts, each with its current details and actions", schema: RunDetail },
+  }), requireScope("agents:read"), validate("param", RunParams), validate("query", RunViewQuery), async (c) => {
     const { db } = c.var;
     const { workspaceId } = c.var.auth;
     const { runId } = c.req.valid("param");
@@ -91,7 +109,13 @@ export const runs = new Hono<AppEnv>()
     return c.json({ status: "success", run: { ...run, contacts_limit: limit, contacts_offset: offset, contacts } });
   })
 
-  .post("/runs/:runId/cancel", requireScope("agents:trigger"), validate("param", RunParams), async (c) => {
+  .post("/runs/:runId/cancel", describeRoute({
+    summary: "Cancel a run",
+    description: "Cancels a queued or running run: nothing it proposed is carried out afterwards.",
+    tag: "Runs",
+    success: { status: 200, description: "Cancelled", schema: RunEnvelope },
+    errors: { 409: "The run had already finished (`run_not_active`)" },
+  }), requireScope("agents:trigger"), idempotency, validate("param", RunParams), async (c) => {
     const { db } = c.var;
     const run = await requireRun(db, c.var.auth.workspaceId, c.req.valid("param").runId);
     if (!ACTIVE_RUN_STATUSES.includes(run.status)) throw conflict("run_not_active", `The run is ${run.status}`);
@@ -112,7 +136,15 @@ export const runs = new Hono<AppEnv>()
 
   .post(
     "/runs/:runId/contacts/:contactId/actions/:actionIndex/approve",
+    describeRoute({
+      summary: "Approve a pending action",
+      description: "Approves a pending action, optionally with edited `params`, and carries it out. Send the `digest` you reviewed to refuse an approval of anything else.",
+      tag: "Runs",
+      success: { status: 200, description: "Approved and executed", schema: ActionEnvelope },
+      errors: { 409: "The action is no longer pending (`action_not_pending`), or it changed since the `digest` you sent (`digest_mismatch`)" },
+    }),
     requireScope("agents:approve"),
+    idempotency,
     validate("param", ActionParamsPath),
     validate("json", ApproveBody),
     async (c) => {
@@ -125,7 +157,15 @@ export const runs = new Hono<AppEnv>()
 
   .post(
     "/runs/:runId/contacts/:contactId/actions/:actionIndex/reject",
+    describeRoute({
+      summary: "Reject a pending action",
+      description: "Rejects a pending action, with an optional reason; the contact's sequence ends there.",
+      tag: "Runs",
+      success: { status: 200, description: "Rejected; the contact's sequence ends", schema: ActionEnvelope },
+      errors: { 409: "The action is no longer pending (`action_not_pending`)" },
+    }),
     requireScope("agents:approve"),
+    idempotency,
     validate("param", ActionParamsPath),
     validate("json", RejectBody),
     async (c) => {

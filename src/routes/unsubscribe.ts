@@ -5,6 +5,9 @@ import { contacts, workspaces } from "../db/schema";
 import { readUnsubscribeToken } from "../delivery/unsubscribe";
 import type { AppEnv } from "../env";
 import { notFound } from "../lib/errors";
+import { z } from "zod";
+import { describeRoute } from "../openapi/route-doc";
+import { ok } from "../schemas/common";
 
 /** The contact a link's token names, in its workspace; a forged, altered or stale token names nobody (404). */
 async function linkedContact(c: Context<AppEnv>) {
@@ -19,6 +22,9 @@ async function linkedContact(c: Context<AppEnv>) {
   if (!row) throw notFound("unsubscribe link");
   return { ...row, workspaceId: named.workspaceId };
 }
+
+/** The signed token a link carries; the route reads and checks it itself. */
+const LinkParams = z.strictObject({ token: z.string().meta({ description: "The link's signed token" }) });
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 /** `a***@acme.com`: enough for the recipient to recognise, little for whoever the link was forwarded to. */
@@ -35,13 +41,27 @@ const page = (title: string, body: string) =>
  * or none, is accepted and not read) and stops every sequence of the contact.
  */
 export const unsubscribe = new Hono<AppEnv>()
-  .get("/:token", async (c) => {
+  .get("/:token", describeRoute({
+    summary: "Show an unsubscribe page",
+    description: "The page an unsubscribe link opens: a confirm button, so that link scanners do not unsubscribe anyone.",
+    tag: "Unsubscribe",
+    success: { status: 200, description: "A small HTML page with a confirm button", schema: z.string(), html: true },
+    errors: { 404: "A forged, altered or stale token (`not_found`)" },
+    params: LinkParams,
+  }), async (c) => {
     const contact = await linkedContact(c);
     const who = `${escape(masked(contact.email))} from ${escape(contact.workspace)}`;
     if (contact.unsubscribed) return c.html(page("You are unsubscribed", `<p>${who} will not write to you again.</p>`));
     return c.html(page("Unsubscribe", `<p>Stop all messages to ${who}?</p><form method="post"><button type="submit">Unsubscribe</button></form>`));
   })
-  .post("/:token", async (c) => {
+  .post("/:token", describeRoute({
+    summary: "Unsubscribe by link",
+    description: "RFC 8058 one-click unsubscribe: any body (`List-Unsubscribe=One-Click` or none) is accepted. The contact is unsubscribed and its sequences stop. Answers HTML when the request accepts it.",
+    tag: "Unsubscribe",
+    success: { status: 200, description: "Unsubscribed, now or before", schema: ok({ unsubscribed: z.literal(true) }) },
+    errors: { 404: "A forged, altered or stale token (`not_found`)" },
+    params: LinkParams,
+  }), async (c) => {
     const contact = await linkedContact(c);
     await unsubscribeContact(c.var.db, c.env, contact.workspaceId, contact.id, "unsubscribe_link");
     if ((c.req.header("Accept") ?? "").includes("text/html")) {

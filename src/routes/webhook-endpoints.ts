@@ -7,13 +7,15 @@ import { ApiError, conflict, notFound, validationError } from "../lib/errors";
 import { newId, newMessageId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
-import { IdParam, Pagination } from "../schemas/common";
-import { CreateWebhookEndpointBody, DeliveryParams, ListDeliveriesQuery, TestEventBody, UpdateWebhookEndpointBody } from "../schemas/webhooks";
+import { Deleted, IdParam, Pagination } from "../schemas/common";
+import { CreateWebhookEndpointBody, DeliveryParams, ListDeliveriesQuery, TestEventBody, UpdateWebhookEndpointBody, WebhookDeliveryEnvelope, WebhookDeliveryList, WebhookEndpointEnvelope, WebhookEndpointList } from "../schemas/webhooks";
 import { dispatchNew, trySend } from "../webhooks/dispatch";
 import { findEndpoint, ownedEndpoint, readDeliveries, readDelivery, toEndpointJson, type EndpointRow } from "../webhooks/endpoint-record";
 import { EXAMPLE_DATA } from "../webhooks/examples";
 import { newSigningSecret, ROTATION_OVERLAP_MS, sealSecret } from "../webhooks/secrets";
 import { checkWebhookUrl } from "../webhooks/url-policy";
+import { describeRoute } from "../openapi/route-doc";
+import { idempotency } from "../middleware/idempotency";
 
 /** Endpoints a workspace may have: every event fans out to each, so this bounds an event's cost. */
 const MAX_ENDPOINTS = 20;
@@ -41,7 +43,12 @@ function requireEnabled(endpoint: EndpointRow): void {
 }
 
 export const webhookEndpoints = new Hono<AppEnv>()
-  .get("/", requireScope("webhooks:read"), validate("query", Pagination), async (c) => {
+  .get("/", describeRoute({
+    summary: "List webhook endpoints",
+    description: "Lists the workspace's webhook endpoints, newest first; secrets are never listed.",
+    tag: "Webhooks",
+    success: { status: 200, description: "Newest first; secrets are never listed", schema: WebhookEndpointList },
+  }), requireScope("webhooks:read"), validate("query", Pagination), async (c) => {
     const { limit, offset } = c.req.valid("query");
     const where = eq(endpointsTable.workspaceId, c.var.auth.workspaceId);
     const [rows, [totals]] = await c.var.db.batch([
@@ -51,7 +58,13 @@ export const webhookEndpoints = new Hono<AppEnv>()
     return c.json({ status: "success", webhook_endpoints: rows.map((row) => toEndpointJson(row)), total: totals!.total, limit, offset });
   })
 
-  .post("/", requireScope("webhooks:write"), validate("json", CreateWebhookEndpointBody), async (c) => {
+  .post("/", describeRoute({
+    summary: "Create a webhook endpoint",
+    description: "Creates a webhook endpoint for the named event types. Its signing secret is shown only here and on rotation.",
+    tag: "Webhooks",
+    success: { status: 201, description: "Created; `secret` is shown only here and on rotation", schema: WebhookEndpointEnvelope },
+    errors: { 409: "The workspace has 20 endpoints (`limit_reached`), or ENCRYPTION_KEY is not set (`webhooks_not_configured`)" },
+  }), requireScope("webhooks:write"), idempotency, validate("json", CreateWebhookEndpointBody), async (c) => {
     requireEncryption(c.env);
     const body = c.req.valid("json");
     const url = allowedUrl(c.env, body.url);
@@ -70,11 +83,21 @@ export const webhookEndpoints = new Hono<AppEnv>()
     return c.json({ status: "success", webhook_endpoint: toEndpointJson((await findEndpoint(c.var.db, workspaceId, id))!, secret) }, 201);
   })
 
-  .get("/:id", requireScope("webhooks:read"), validate("param", IdParam), async (c) => {
+  .get("/:id", describeRoute({
+    summary: "Get a webhook endpoint",
+    description: "Gets one webhook endpoint, without its secret.",
+    tag: "Webhooks",
+    success: { status: 200, description: "The endpoint, without its secret", schema: WebhookEndpointEnvelope },
+  }), requireScope("webhooks:read"), validate("param", IdParam), async (c) => {
     return c.json({ status: "success", webhook_endpoint: toEndpointJson(await requireEndpoint(c, c.req.valid("param").id)) });
   })
 
-  .patch("/:id", requireScope("webhooks:write"), validate("param", IdParam), validate("json", UpdateWebhookEndpointBody), async (c) => {
+  .patch("/:id", describeRoute({
+    summary: "Update a webhook endpoint",
+    description: "Updates a webhook endpoint. `enabled: true` re-enables a disabled one and clears `disabled_reason` and `failing_since`.",
+    tag: "Webhooks",
+    success: { status: 200, description: "Updated; `enabled: true` clears disabled_reason and failing_since", schema: WebhookEndpointEnvelope },
+  }), requireScope("webhooks:write"), idempotency, validate("param", IdParam), validate("json", UpdateWebhookEndpointBody), async (c) => {
     const body = c.req.valid("json");
     const changes: SQLiteUpdateSetSource<typeof endpointsTable> = { updatedAt: new Date() };
     if (body.url !== undefined) changes.url = allowedUrl(c.env, body.url);
@@ -92,14 +115,25 @@ export const webhookEndpoints = new Hono<AppEnv>()
     return c.json({ status: "success", webhook_endpoint: toEndpointJson(row) });
   })
 
-  .delete("/:id", requireScope("webhooks:write"), validate("param", IdParam), async (c) => {
+  .delete("/:id", describeRoute({
+    summary: "Delete a webhook endpoint",
+    description: "Deletes a webhook endpoint with its deliveries.",
+    tag: "Webhooks",
+    success: { status: 200, description: "Deleted with its deliveries", schema: Deleted },
+  }), requireScope("webhooks:write"), validate("param", IdParam), async (c) => {
     const { id } = c.req.valid("param");
     const [deleted] = await c.var.db.delete(endpointsTable).where(ownedEndpoint(c.var.auth.workspaceId, id)).returning({ id: endpointsTable.id });
     if (!deleted) throw notFound("webhook endpoint");
     return c.json({ status: "success", deleted: true, id });
   })
 
-  .post("/:id/rotate-secret", requireScope("webhooks:write"), validate("param", IdParam), async (c) => {
+  .post("/:id/rotate-secret", describeRoute({
+    summary: "Rotate a webhook endpoint's secret",
+    description: "Gives the endpoint a new signing secret, shown only here; the previous one also signs for 24 hours.",
+    tag: "Webhooks",
+    success: { status: 200, description: "The new `secret`, shown only here; the previous one also signs for 24 hours", schema: WebhookEndpointEnvelope },
+    errors: { 409: "ENCRYPTION_KEY is not set (`webhooks_not_configured`), or a rotation is under way (`secret_rotating`)" },
+  }), requireScope("webhooks:write"), idempotency, validate("param", IdParam), async (c) => {
     requireEncryption(c.env);
     const endpoint = await requireEndpoint(c, c.req.valid("param").id);
     const secret = newSigningSecret();
@@ -119,7 +153,13 @@ export const webhookEndpoints = new Hono<AppEnv>()
     return c.json({ status: "success", webhook_endpoint: toEndpointJson(row, secret) });
   })
 
-  .post("/:id/test", requireScope("webhooks:write"), validate("param", IdParam), validate("json", TestEventBody), async (c) => {
+  .post("/:id/test", describeRoute({
+    summary: "Send a test event",
+    description: "Queues an example event for this endpoint only.",
+    tag: "Webhooks",
+    success: { status: 202, description: "An example event queued for this endpoint only", schema: WebhookDeliveryEnvelope },
+    errors: { 409: "The endpoint is disabled (`endpoint_disabled`)" },
+  }), requireScope("webhooks:write"), idempotency, validate("param", IdParam), validate("json", TestEventBody), async (c) => {
     const endpoint = await requireEndpoint(c, c.req.valid("param").id);
     requireEnabled(endpoint);
     const type = c.req.valid("json").type ?? (endpoint.events.find((t) => t !== "*") as keyof typeof EXAMPLE_DATA | undefined) ?? "run.completed";
@@ -133,14 +173,25 @@ export const webhookEndpoints = new Hono<AppEnv>()
     return c.json({ status: "success", delivery }, 202);
   })
 
-  .get("/:id/deliveries", requireScope("webhooks:read"), validate("param", IdParam), validate("query", ListDeliveriesQuery), async (c) => {
+  .get("/:id/deliveries", describeRoute({
+    summary: "List a webhook endpoint's deliveries",
+    description: "Lists the endpoint's deliveries, newest first, each with its event and every attempt.",
+    tag: "Webhooks",
+    success: { status: 200, description: "Newest first, each with its event and attempts", schema: WebhookDeliveryList },
+  }), requireScope("webhooks:read"), validate("param", IdParam), validate("query", ListDeliveriesQuery), async (c) => {
     const endpoint = await requireEndpoint(c, c.req.valid("param").id);
     const query = c.req.valid("query");
     const { deliveries, total } = await readDeliveries(c.var.db, endpoint.id, query);
     return c.json({ status: "success", deliveries, total, limit: query.limit, offset: query.offset });
   })
 
-  .post("/:id/deliveries/:deliveryId/redeliver", requireScope("webhooks:write"), validate("param", DeliveryParams), async (c) => {
+  .post("/:id/deliveries/:deliveryId/redeliver", describeRoute({
+    summary: "Redeliver a webhook delivery",
+    description: "Queues one more attempt of a delivery now.",
+    tag: "Webhooks",
+    success: { status: 202, description: "One more attempt, queued now", schema: WebhookDeliveryEnvelope },
+    errors: { 409: "The endpoint is disabled (`endpoint_disabled`), or the delivery is still on its retry schedule (`delivery_pending`)" },
+  }), requireScope("webhooks:write"), idempotency, validate("param", DeliveryParams), async (c) => {
     const { id, deliveryId } = c.req.valid("param");
     const endpoint = await requireEndpoint(c, id);
     requireEnabled(endpoint);

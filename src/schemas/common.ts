@@ -63,3 +63,7 @@ export const ErrorBody = z
   .meta({ id: "Error" });
 
 export const ListMeta = { total: z.int(), limit: z.int(), offset: z.int() };
+
+/** A success envelope with the given fields. */
+export const ok = <T extends z.ZodRawShape>(shape: T) => z.object({ status: z.literal("success"), ...shape });
+export const Deleted = ok({ deleted: z.literal(true), id: z.string() });

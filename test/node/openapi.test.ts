@@ -1,23 +1,32 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
+import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { SCOPES, type Scope } from "../../src/lib/scopes";
-import { documentedOperations, openApiDocument } from "../../src/openapi/document";
+import { z } from "zod";
+import { app } from "../../src/app";
+import type { AppEnv } from "../../src/env";
+import { SCOPES } from "../../src/lib/scopes";
+import { validate } from "../../src/lib/validate";
+import { requireKey, requireScope } from "../../src/middleware/auth";
+import { idempotency } from "../../src/middleware/idempotency";
+import { buildDocument } from "../../src/openapi/build";
+import { openApiDocument } from "../../src/openapi/document";
+import { describeRoute } from "../../src/openapi/route-doc";
 
 type Json = Record<string, unknown>;
-type OperationObject = { "x-required-scope"?: string; security?: unknown[]; responses: Record<string, Json>; parameters?: Json[] };
+type OperationObject = Json & { "x-required-scope"?: string; security?: unknown[]; responses: Record<string, Json>; parameters?: Json[]; requestBody?: Json; tags: string[] };
 
-const doc = openApiDocument();
+const doc = openApiDocument(app.routes);
 const paths = doc.paths as Record<string, Record<string, OperationObject>>;
 const ERROR_REF = "#/components/schemas/Error";
-
-const openApiPath = (path: string) => path.replace(/:(\w+)/g, "{$1}");
-const operationOf = (method: string, path: string) => paths[openApiPath(path)]?.[method];
-const isScope = (auth: string | null): auth is Scope => SCOPES.includes(auth as Scope);
 
 /** Every operation object in the document, with where it sits. */
 const operations = Object.entries(paths).flatMap(([path, methods]) =>
   Object.entries(methods).map(([method, operation]) => ({ label: `${method.toUpperCase()} ${path}`, operation })),
 );
+
+const INFO = { title: "t", version: "1", description: "d", contact: { name: "c" }, license: { name: "l" }, tags: { Things: "Things" } };
+const thing = (summary: string) =>
+  describeRoute({ summary, description: "A thing.", tag: "Things", success: { status: 200, description: "The thing", schema: z.object({ id: z.string() }) } });
 
 describe("the OpenAPI document", () => {
   it("is a valid OpenAPI 3.1 document", async () => {
@@ -37,43 +46,11 @@ describe("the OpenAPI document", () => {
     expect(result.valid).toBe(false);
   });
 
-  it("documents every operation in the route table", () => {
-    expect(documentedOperations.length).toBeGreaterThan(0);
-    for (const op of documentedOperations) {
-      expect(operationOf(op.method, op.path), `${op.method} ${op.path}`).toBeDefined();
-    }
-    expect(operations).toHaveLength(documentedOperations.length);
-  });
-
-  it("names the required scope of every scoped operation", () => {
-    for (const op of documentedOperations) {
-      const operation = operationOf(op.method, op.path)!;
-      if (isScope(op.auth)) {
-        expect(operation["x-required-scope"], `${op.method} ${op.path}`).toBe(op.auth);
-        expect(operation.responses["403"], `${op.method} ${op.path} answers 403`).toBeDefined();
-      } else {
-        expect([null, "key", "admin"], `${op.method} ${op.path} auth`).toContain(op.auth);
-        expect(operation["x-required-scope"]).toBeUndefined();
-      }
-    }
-  });
-
   it("uses only scopes that exist", () => {
     for (const { label, operation } of operations) {
       const scope = operation["x-required-scope"];
       if (scope !== undefined) expect(SCOPES, label).toContain(scope);
     }
-  });
-
-  it("marks public operations as needing no credentials and admin ones as needing the admin token", () => {
-    for (const op of documentedOperations) {
-      const operation = operationOf(op.method, op.path)!;
-      if (op.auth === null) expect(operation.security, `${op.method} ${op.path}`).toEqual([]);
-      if (op.auth === "admin") expect(operation.security, `${op.method} ${op.path}`).toEqual([{ adminToken: [] }]);
-      if (op.auth !== null) expect(operation.responses["401"], `${op.method} ${op.path} answers 401`).toBeDefined();
-    }
-    const schemes = doc.components.securitySchemes as Record<string, unknown>;
-    expect(Object.keys(schemes).sort()).toEqual(["adminToken", "apiKey"]);
   });
 
   it("points every error response at the Error schema", () => {
@@ -106,19 +83,77 @@ describe("the OpenAPI document", () => {
     }
   });
 
-  it("offers Idempotency-Key on every POST and PATCH of the /v1 API", () => {
-    for (const { label, operation } of operations) {
-      const [method, path] = label.split(" ");
-      if (method !== "POST" && method !== "PATCH") continue;
-      // POST /mcp carries JSON-RPC messages, which have their own ids; it takes no Idempotency-Key.
-      if (path === "/mcp") continue;
-      expect(operation.parameters ?? [], label).toContainEqual(expect.objectContaining({ name: "Idempotency-Key", in: "header" }));
-    }
-  });
-
   it("gives every operation a unique operationId", () => {
     const ids = operations.map(({ operation }) => (operation as Json).operationId);
     expect(ids.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("gives every operation a summary, a description and one tag that the document declares with a description", () => {
+    const tags = new Map((doc.tags as { name: string; description: string }[]).map((t) => [t.name, t.description]));
+    for (const { label, operation } of operations) {
+      expect(operation.summary, label).toEqual(expect.any(String));
+      expect((operation.description as string).length, label).toBeGreaterThan(20);
+      expect(operation.tags, label).toHaveLength(1);
+      expect(tags.get(operation.tags[0]!), label).toEqual(expect.any(String));
+    }
+  });
+
+  it("offers Idempotency-Key on every POST and PATCH that takes a key or the admin token, but POST /mcp", () => {
+    for (const { label, operation } of operations) {
+      const [method, path] = label.split(" ");
+      if ((method !== "POST" && method !== "PATCH") || operation.security?.length === 0) continue;
+      // JSON-RPC messages carry their own ids; /mcp takes no Idempotency-Key.
+      const offered = (operation.parameters ?? []).some((p) => p.name === "Idempotency-Key" && p.in === "header");
+      expect(offered, label).toBe(path !== "/mcp");
+    }
+  });
+
+  it("lists 413 and 415 wherever a JSON body is accepted", () => {
+    const withBody = operations.filter(({ operation }) => operation.requestBody);
+    expect(withBody.length).toBeGreaterThan(15);
+    for (const { label, operation } of withBody) {
+      expect(operation.responses["413"], label).toBeDefined();
+      // The Resend webhook reads its raw body itself, to check the signature over it.
+      if (label !== "POST /v1/inbound/resend") expect(operation.responses["415"], label).toBeDefined();
+    }
+  });
+
+  it("names its schemas for API users: no generated names, no circular references", () => {
+    const schemas = doc.components.schemas as Record<string, Json>;
+    for (const name of Object.keys(schemas)) expect(name).toMatch(/^[A-Z][A-Za-z]+$/);
+    const refsOf = (name: string) => [...JSON.stringify(schemas[name]).matchAll(/"#\/components\/schemas\/(\w+)"/g)].map((m) => m[1]!);
+    const reaches = (from: string, target: string, seen = new Set<string>()): boolean =>
+      refsOf(from).some((next) => next === target || (!seen.has(next) && (seen.add(next), reaches(next, target, seen))));
+    for (const name of Object.keys(schemas)) expect(reaches(name, name), `${name} refers back to itself`).toBe(false);
+  });
+});
+
+describe("building the document from routes", () => {
+  it("refuses a route declared without describeRoute", () => {
+    const routes = new Hono<AppEnv>().get("/described", thing("Get a thing"), (c) => c.text("")).get("/bare", (c) => c.text(""));
+    expect(() => buildDocument(routes.routes, INFO)).toThrow("GET /bare has no describeRoute");
+  });
+
+  it("takes the scope, parameters, body and Idempotency-Key from the route's own chain", () => {
+    const routes = new Hono<AppEnv>()
+      .use(requireKey)
+      .post("/things/:id", thing("Update a thing"), requireScope("contacts:write"), idempotency, validate("param", z.strictObject({ id: z.string() })), validate("json", z.strictObject({ name: z.string().default("x") })), (c) => c.text(""))
+      .get("/things", thing("List things"), requireScope("contacts:read"), (c) => c.text(""));
+    const built = buildDocument(routes.routes, INFO).paths as Record<string, Record<string, OperationObject>>;
+    const update = built["/things/{id}"]!.post!;
+    expect(update["x-required-scope"]).toBe("contacts:write");
+    expect(update.parameters!.map((p) => `${p.in}:${p.name}`)).toEqual(["path:id", "header:Idempotency-Key"]);
+    expect(update.requestBody).toMatchObject({ required: false });
+    expect(Object.keys(update.responses)).toEqual(["200", "400", "401", "403", "404", "409", "422", "500"]);
+    const list = built["/things"]!.get!;
+    expect(list["x-required-scope"]).toBe("contacts:read");
+    expect(list.parameters).toBeUndefined();
+    expect(Object.keys(list.responses)).toEqual(["200", "401", "403", "500"]);
+  });
+
+  it("refuses a path parameter that no schema describes", () => {
+    const routes = new Hono<AppEnv>().get("/things/:id", thing("Get a thing"), (c) => c.text(""));
+    expect(() => buildDocument(routes.routes, INFO)).toThrow("path parameter id has no schema");
   });
 });

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { api, expectError, makeKey, makeWorkspace } from "../helpers";
+import { admin, api, expectError, makeKey, makeWorkspace } from "../helpers";
 
 // This project's limits (vitest.config.ts): 3 reads, 2 writes a minute per key.
 describe("rate limits per key", () => {
@@ -50,7 +50,15 @@ describe("rate limits per key", () => {
     expect((await api("/v1/agents", { key })).status).toBe(200);
   });
 
-  it("leave routes without a key alone: health and the operator's", async () => {
-    for (let i = 0; i < 5; i++) expect((await api("/v1/health")).status).toBe(200);
+  it("limit the keyless reads per client address (two a minute here), and leave operator routes alone", async () => {
+    const from = (address: string) => ({ headers: { "CF-Connecting-IP": address } });
+    expect((await api("/v1/health", from("192.0.2.1"))).status).toBe(200);
+    expect((await api("/v1/openapi.json", from("192.0.2.1"))).status).toBe(200);
+    const refused = await api("/v1/docs", from("192.0.2.1"));
+    expectError(refused, 429, "rate_limited");
+    expect(refused.headers.get("Retry-After")).toBe("60");
+    expect((await api("/v1/health", from("192.0.2.2"))).status).toBe(200);
+    // The operator's routes (and unsubscribe links and provider events) have no limiter at all.
+    for (let i = 0; i < 5; i++) expect((await admin("/v1/admin/workspaces", { method: "POST", ...from("192.0.2.1"), body: { name: `W${i}` } })).status).toBe(201);
   });
 });
