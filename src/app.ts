@@ -1,8 +1,8 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import type { AppEnv } from "./env";
 import { ApiError } from "./lib/errors";
 import { JsonRpcMessage, serveMcp } from "./mcp/server";
-import { z } from "zod";
 import { requireKey } from "./middleware/auth";
 import { jsonBody } from "./middleware/body";
 import { notFound, onError } from "./middleware/errors";
@@ -56,11 +56,10 @@ app.post(
   describeRoute({
     summary: "Call the MCP server",
     description:
-      "Model Context Protocol over Streamable HTTP, stateless: one JSON-RPC message in, its answer out (JSON, or a one-event SSE stream for 2025-era clients). Tools: list_agents, get_agent, trigger_agent, list_runs, get_run, review_pending_actions, approve_action, reject_action, list_contacts, upsert_contacts, record_events, list_identities. Each tool needs its REST route's scope; a missing one is a tool error (`isError`) naming it. JSON-RPC messages carry their own ids, so this route takes no Idempotency-Key.",
+      "Model Context Protocol over Streamable HTTP, stateless: one JSON-RPC message in, its answer out (JSON, or a one-event SSE stream for 2025-era clients). Tools: list_agents, get_agent, trigger_agent, list_runs, get_run, review_pending_actions, approve_action, reject_action, list_contacts, upsert_contacts, record_events, list_identities. Each tool needs its REST route's scope; a missing one is a tool error (`isError`) naming it. JSON-RPC messages carry their own ids, so this route takes no Idempotency-Key. GET and DELETE answer 405 `method_not_allowed`: there is no SSE stream and no session.",
     tag: "MCP",
     body: JsonRpcMessage,
     success: { status: 200, description: "The JSON-RPC answer", schema: z.looseObject({}) },
-    errors: { 405: "GET and DELETE (`method_not_allowed`): the server is stateless, with no SSE stream and no sessions" },
   }),
   (c) => serveMcp(c, app),
 );

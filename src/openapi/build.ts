@@ -8,7 +8,7 @@ type Json = Record<string, unknown>;
 /** One route of the app: its method, its path, and what its chain says about it, in order. */
 type Route = { method: string; path: string; facets: Facet[] };
 
-export type DocumentInfo = {
+type DocumentInfo = {
   title: string;
   version: string;
   description: string;
@@ -18,8 +18,9 @@ export type DocumentInfo = {
   tags: Record<string, string>;
 };
 
+const IN_FLIGHT = "a request with this Idempotency-Key is still in progress (`idempotency_key_in_use`)";
 const GENERIC: Record<number, string> = {
-  400: "Validation failed (`validation_error`), with a `details` entry per offending field",
+  400: "Validation failed (`validation_error`): a malformed parameter, body or header, with a `details` entry per offending field",
   401: "Missing, malformed, unknown or revoked key (`unauthorized`)",
   403: "The key lacks the route's scope (`insufficient_scope`)",
   404: "No such object in the caller's workspace (`not_found`)",
@@ -37,6 +38,7 @@ const GENERIC: Record<number, string> = {
 function routesOf(registered: readonly RouterRoute[]): Route[] {
   const routes = new Map<string, Route>();
   registered.forEach((entry, at) => {
+    // `use` middlewares, and `app.all` refusals (405 for GET and DELETE /mcp), are no operations.
     if (entry.method === "ALL") return;
     const path = entry.path.length > 1 ? entry.path.replace(/\/+$/, "") : entry.path;
     const id = `${entry.method} ${path}`;
@@ -52,8 +54,26 @@ function routesOf(registered: readonly RouterRoute[]): Route[] {
   return [...routes.values()];
 }
 
-const covers = (pattern: string, path: string) =>
-  pattern === "*" || pattern === "/*" || pattern === path || (pattern.endsWith("/*") && (path === pattern.slice(0, -2) || path.startsWith(pattern.slice(0, -1))));
+/** Whether a `use` pattern runs for a route's path: exact paths and trailing `/*` only, which is all the app uses. */
+function covers(pattern: string, path: string): boolean {
+  if (pattern.includes(":") || pattern.slice(0, -1).includes("*")) throw new Error(`Middleware pattern ${pattern} is beyond what the document builder reads`);
+  if (pattern === "*" || pattern === "/*") return true;
+  return pattern.endsWith("/*") ? path === pattern.slice(0, -2) || path.startsWith(pattern.slice(0, -1)) : pattern === path;
+}
+
+/**
+ * Idempotency-Key is honoured after the caller is known and allowed (a key without the scope
+ * must never be answered from a stored response) and before the request is validated (as a
+ * replay answers whatever the first request got).
+ */
+function checkOrder(route: Route, label: string): void {
+  const kinds = route.facets.map((f) => f.kind);
+  const at = kinds.indexOf("idempotency");
+  if (at < 0) return;
+  const late = ["key", "admin", "scope"].filter((kind) => kinds.lastIndexOf(kind as Facet["kind"]) > at);
+  const early = kinds.slice(0, at).includes("validate");
+  if (late.length || early) throw new Error(`${label}: idempotency must come after the key and scope checks and before validation`);
+}
 
 /**
  * Collects zod schemas as JSON Schema 2020-12 components under their `meta({ id })`. A
@@ -137,6 +157,7 @@ export function buildDocument(registered: readonly RouterRoute[], info: Document
     const doc = route.facets.find((f) => f.kind === "describe")?.doc;
     if (!doc) throw new Error(`${label} has no describeRoute: every route is documented where it is declared`);
     if (!(doc.tag in info.tags)) throw new Error(`${label} uses the undeclared tag ${doc.tag}`);
+    checkOrder(route, label);
     const has = (kind: Facet["kind"]) => route.facets.some((f) => f.kind === kind);
     const validated = (target: string) => route.facets.find((f): f is Extract<Facet, { kind: "validate" }> => f.kind === "validate" && f.target === target)?.schema;
     const scope = route.facets.find((f): f is Extract<Facet, { kind: "scope" }> => f.kind === "scope")?.scope;
@@ -175,12 +196,13 @@ export function buildDocument(registered: readonly RouterRoute[], info: Document
     if (scope) add(403);
     if (validated("param")) add(404);
     if (validated("query") || validated("json")) add(400);
-    if (body && has("json-body")) [413, 415].forEach((s) => add(s));
+    // The body middleware reads any body sent, wanted or not: too large, not JSON or malformed JSON.
+    if (has("json-body") && ["post", "patch", "put", "delete"].includes(route.method)) [400, 413, 415].forEach((s) => add(s));
     if (rateLimit) add(429, rateLimit.per === "key" ? "Over the key's budget for this kind of request (`rate_limited`); see Retry-After" : "Over this address's budget (`rate_limited`); see Retry-After");
-    if (idempotent) [409, 422].forEach((s) => add(s));
+    if (idempotent) [400, 409, 422].forEach((s) => add(s));
     for (const [status, description] of Object.entries(doc.errors ?? {})) {
       const own = Number(status);
-      add(own, own === 409 && idempotent ? `${description}; or ${GENERIC[409]![0]!.toLowerCase()}${GENERIC[409]!.slice(1)}` : description);
+      add(own, own === 409 && idempotent ? `${description}; or ${IN_FLIGHT}` : description);
     }
 
     const responses: Record<string, Json> = { [doc.success.status]: successResponse(doc, components) };
@@ -229,7 +251,7 @@ export function buildDocument(registered: readonly RouterRoute[], info: Document
 }
 
 function successResponse(doc: RouteDoc, components: Components): Json {
-  const { status: _status, description, schema, html } = doc.success;
+  const { description, schema, html } = doc.success;
   return {
     description,
     content: html ? { "text/html": { schema: { type: "string" } } } : { "application/json": { schema: components.ref(schema, "output") } },

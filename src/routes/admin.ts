@@ -10,9 +10,9 @@ import { validate } from "../lib/validate";
 import { requireAdmin } from "../middleware/auth";
 import { jsonBody } from "../middleware/body";
 import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
 import { ApiKey, CreateApiKeyBody, CreateWorkspaceBody, Workspace } from "../schemas/admin";
 import { IdParam, ok } from "../schemas/common";
-import { describeRoute } from "../openapi/route-doc";
 
 /** Operator endpoints: bootstrap workspaces and keys with the ADMIN_TOKEN secret. */
 export const admin = new Hono<AppEnv>()

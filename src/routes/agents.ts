@@ -12,10 +12,10 @@ import { newId } from "../lib/ids";
 import { runStub } from "../runs/run-stub";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
+import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
 import { AgentEnvelope, AgentList, CreateAgentBody, ListAgentsQuery, UpdateAgentBody } from "../schemas/agents";
 import { Deleted, IdParam } from "../schemas/common";
-import { describeRoute } from "../openapi/route-doc";
-import { idempotency } from "../middleware/idempotency";
 
 export async function findAgent(db: Db, workspaceId: string, id: string) {
   return db.query.agents.findFirst({

@@ -4,9 +4,9 @@ import { decideAll } from "../approvals/decide";
 import type { AppEnv } from "../env";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
-import { ApprovalList, DecideBody, DecideResult, ListApprovalsQuery } from "../schemas/approvals";
-import { describeRoute } from "../openapi/route-doc";
 import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
+import { ApprovalList, DecideBody, DecideResult, ListApprovalsQuery } from "../schemas/approvals";
 
 export const approvals = new Hono<AppEnv>()
   .get("/", describeRoute({

@@ -11,13 +11,13 @@ import { newId } from "../lib/ids";
 import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
+import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
 import { toEventJson } from "../events/event-record";
 import { changesDetails, signalContacts, snapshotOf } from "../runs/stop-signals";
 import { Deleted, IdParam, Pagination } from "../schemas/common";
 import { BatchContactsBody, BatchResult, ContactEnvelope, ContactList, CreateContactBody, ListContactsQuery, NoteList, UpdateContactBody } from "../schemas/contacts";
 import { EventList, ListEventsQuery } from "../schemas/events";
-import { describeRoute } from "../openapi/route-doc";
-import { idempotency } from "../middleware/idempotency";
 
 const duplicateEmail = (email: string) =>
   conflict("already_exists", `A contact with email ${email} already exists`, [{ path: "email", message: "Already in use" }]);

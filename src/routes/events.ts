@@ -5,11 +5,11 @@ import { validationError, type ErrorDetail } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
+import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
 import { toEventJson, type EventRow } from "../events/event-record";
 import { recordEvents } from "../events/record-events";
 import { CreateEventsBody, EventsCreated } from "../schemas/events";
-import { describeRoute } from "../openapi/route-doc";
-import { idempotency } from "../middleware/idempotency";
 
 export const events = new Hono<AppEnv>().post("/", describeRoute({
   summary: "Record events",

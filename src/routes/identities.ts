@@ -6,11 +6,11 @@ import { conflict, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
+import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
 import { findIdentity, identityColumns, toIdentityJson } from "../identities/identity-record";
 import { Deleted, IdParam } from "../schemas/common";
 import { CreateIdentityBody, IdentityEnvelope, IdentityList, ListIdentitiesQuery, UpdateIdentityBody } from "../schemas/identities";
-import { describeRoute } from "../openapi/route-doc";
-import { idempotency } from "../middleware/idempotency";
 
 const owned = (workspaceId: string, id: string) => and(eq(identitiesTable.workspaceId, workspaceId), eq(identitiesTable.id, id));
 

@@ -9,9 +9,9 @@ import { recordEvents } from "../events/record-events";
 import { ApiError, notFound } from "../lib/errors";
 import { newId } from "../lib/ids";
 import { verifyWebhook } from "../lib/standard-webhooks";
+import { describeRoute } from "../openapi/route-doc";
 import { InboundResult, ResendEvent, taggedDeliveryId } from "../schemas/inbound";
 import { alreadyRecorded } from "../delivery/reply-match";
-import { describeRoute } from "../openapi/route-doc";
 
 /** Resend's events are small; anything near this is not one of them. */
 const MAX_INBOUND_BYTES = 256 * 1024;

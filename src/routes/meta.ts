@@ -3,9 +3,9 @@ import type { RouterRoute } from "hono/types";
 import { z } from "zod";
 import type { AppEnv } from "../env";
 import { requireKey } from "../middleware/auth";
-import { publicRateLimit } from "../middleware/rate-limit";
-import { openApiDocument } from "../openapi/document";
+import { publicRateLimit, rateLimit } from "../middleware/rate-limit";
 import { describeRoute } from "../openapi/route-doc";
+import { openApiDocument } from "../openapi/document";
 import { AuthStatus } from "../schemas/admin";
 import { ok } from "../schemas/common";
 
@@ -46,6 +46,7 @@ export const meta = (routes: () => readonly RouterRoute[]) =>
         success: { status: 200, description: "The key's workspace and scopes", schema: AuthStatus },
       }),
       requireKey,
+      rateLimit,
       (c) => {
         const { workspaceId, workspaceName, keyId, scopes } = c.var.auth;
         return c.json({ status: "success", authenticated: true, workspace: { id: workspaceId, name: workspaceName }, key_id: keyId, scopes });

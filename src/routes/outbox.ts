@@ -5,8 +5,8 @@ import type { AppEnv } from "../env";
 import { iso } from "../lib/time";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
-import { ListOutboxQuery, OutboxList } from "../schemas/runs";
 import { describeRoute } from "../openapi/route-doc";
+import { ListOutboxQuery, OutboxList } from "../schemas/runs";
 
 /** The workspace outbox: every delivery, whatever the transport, with how it left and what became of it. */
 export const outbox = new Hono<AppEnv>().get("/", describeRoute({

@@ -7,6 +7,8 @@ import type { AppEnv } from "../env";
 import { ApiError, conflict, notFound, validationError } from "../lib/errors";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
+import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
 import { ActiveRunConflict, createRun } from "../runs/create-run";
 import { eligibilityScope, eligibleContacts, skippedDetails } from "../runs/eligibility";
 import { readiness } from "../runs/readiness";
@@ -20,8 +22,6 @@ import type { ContactsPage, RunView } from "../runs/views";
 import type { Db } from "../db/client";
 import { findAgent } from "./agents";
 import { dispatchNew } from "../webhooks/dispatch";
-import { describeRoute } from "../openapi/route-doc";
-import { idempotency } from "../middleware/idempotency";
 
 
 function decided(result: DecisionResult) {

@@ -1,11 +1,11 @@
 import { and, eq } from "drizzle-orm";
 import { Hono, type Context } from "hono";
+import { z } from "zod";
 import { unsubscribeContact } from "../contacts/unsubscribe-contact";
 import { contacts, workspaces } from "../db/schema";
 import { readUnsubscribeToken } from "../delivery/unsubscribe";
 import type { AppEnv } from "../env";
 import { notFound } from "../lib/errors";
-import { z } from "zod";
 import { describeRoute } from "../openapi/route-doc";
 import { ok } from "../schemas/common";
 

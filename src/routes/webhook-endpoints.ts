@@ -7,6 +7,8 @@ import { ApiError, conflict, notFound, validationError } from "../lib/errors";
 import { newId, newMessageId } from "../lib/ids";
 import { validate } from "../lib/validate";
 import { requireScope } from "../middleware/auth";
+import { idempotency } from "../middleware/idempotency";
+import { describeRoute } from "../openapi/route-doc";
 import { Deleted, IdParam, Pagination } from "../schemas/common";
 import { CreateWebhookEndpointBody, DeliveryParams, ListDeliveriesQuery, TestEventBody, UpdateWebhookEndpointBody, WebhookDeliveryEnvelope, WebhookDeliveryList, WebhookEndpointEnvelope, WebhookEndpointList } from "../schemas/webhooks";
 import { dispatchNew, trySend } from "../webhooks/dispatch";
@@ -14,8 +16,6 @@ import { findEndpoint, ownedEndpoint, readDeliveries, readDelivery, toEndpointJs
 import { EXAMPLE_DATA } from "../webhooks/examples";
 import { newSigningSecret, ROTATION_OVERLAP_MS, sealSecret } from "../webhooks/secrets";
 import { checkWebhookUrl } from "../webhooks/url-policy";
-import { describeRoute } from "../openapi/route-doc";
-import { idempotency } from "../middleware/idempotency";
 
 /** Endpoints a workspace may have: every event fans out to each, so this bounds an event's cost. */
 const MAX_ENDPOINTS = 20;

@@ -156,4 +156,19 @@ describe("building the document from routes", () => {
     const routes = new Hono<AppEnv>().get("/things/:id", thing("Get a thing"), (c) => c.text(""));
     expect(() => buildDocument(routes.routes, INFO)).toThrow("path parameter id has no schema");
   });
+
+  it("applies a `use` middleware only to the routes registered after it on a path it covers", () => {
+    const before = new Hono<AppEnv>().get("/open", thing("Get an open thing"), (c) => c.text(""));
+    const after = new Hono<AppEnv>().get("/", thing("List keyed things"), (c) => c.text(""));
+    const routes = new Hono<AppEnv>().route("/v1/open", before).use("/v1/*", requireKey).route("/v1/keyed", after).get("/other", thing("Get another thing"), (c) => c.text(""));
+    const built = buildDocument(routes.routes, INFO).paths as Record<string, Record<string, OperationObject>>;
+    expect(built["/v1/open/open"]!.get!.responses["401"]).toBeUndefined();
+    expect(built["/v1/keyed"]!.get!.responses["401"]).toBeDefined();
+    expect(built["/other"]!.get!.responses["401"]).toBeUndefined();
+  });
+
+  it("refuses a chain that takes the Idempotency-Key before the scope check", () => {
+    const routes = new Hono<AppEnv>().use(requireKey).post("/things", thing("Make a thing"), idempotency, requireScope("contacts:write"), (c) => c.text(""));
+    expect(() => buildDocument(routes.routes, INFO)).toThrow("idempotency must come after the key and scope checks");
+  });
 });
