@@ -131,7 +131,7 @@ export const inbound = new Hono<AppEnv>().post(
     summary: "Receive a Resend delivery event",
     description: "Resend's delivery events, signed with Standard Webhooks. Delivered, hard bounces (which suppress the contact) and complaints (which unsubscribe it) are recorded once; an unknown email or type is acknowledged unrecorded.",
     tag: "Inbound",
-    success: { status: 200, description: "Acknowledged: delivered, hard bounces (which suppress the contact) and complaints (which unsubscribe it) are recorded once; an unknown email or type is acknowledged unrecorded", schema: InboundResult },
+    success: { status: 200, description: "Acknowledged; `recorded` says whether the event changed anything", schema: InboundResult },
     errors: {
       401: "Missing or bad Standard Webhooks signature, or a timestamp over 5 minutes away (`invalid_signature`)",
       404: "RESEND_WEBHOOK_SECRET is not set (`not_found`)",
