@@ -36,3 +36,28 @@ describe("the days a send may go out on", () => {
     expect(localDay(Date.parse("2026-10-25T22:30:00Z"), "Europe/Berlin")).toBe("2026-10-25");
   });
 });
+
+describe("the days of one minute", () => {
+  it("are worked out once: a thousand sends in the same minute cost about one", () => {
+    // Reading a zone's clock is slow: uncached, a thousand windows' days take seconds.
+    const minute = Date.parse("2026-10-22T10:30:00Z");
+    const started = performance.now();
+    for (let i = 0; i < 1000; i++) sendDays(weekdays, minute + (i % 60) * 1000);
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it("still start at each call's own moment when the window is open, and are never shared for writing", () => {
+    const now = Date.parse("2026-10-22T10:30:12.345Z");
+    const first = sendDays(weekdays, now, 2);
+    first[1]!.at = 0;
+    const later = sendDays(weekdays, now + 30_000, 2);
+    expect(later).toEqual([
+      { day: "2026-10-22", at: now + 30_000 },
+      { day: "2026-10-23", at: Date.parse("2026-10-23T07:00:00Z") },
+    ]);
+    // Closed: the next opening, whatever second of the minute asks.
+    const closed = Date.parse("2026-10-23T16:00:00Z");
+    expect(sendDays(weekdays, closed + 59_000, 1)).toEqual(sendDays(weekdays, closed, 1));
+    expect(sendDays(weekdays, closed + 59_000, 1)).toEqual([{ day: "2026-10-26", at: Date.parse("2026-10-26T08:00:00Z") }]);
+  });
+});

@@ -20,16 +20,39 @@ export function localDay(at: number, timeZone: string): string {
   return `${t.year}-${String(t.month).padStart(2, "0")}-${String(t.day).padStart(2, "0")}`;
 }
 
+type SendDay = { day: string; at: number };
+
+// Working out the days reads the zone's clock (Intl) a hundred times and more, thousands with
+// a send window, and they depend on `now` only to the minute: every send and estimate of the
+// same minute and window shares one computation.
+const MEMO_SIZE = 64;
+const memo = new Map<string, { days: SendDay[]; openNow: boolean }>();
+
 /**
  * The days a send may go out on, soonest first, each with the first moment it may leave:
  * now when the window is open (or there is none), else the next opening; then the opening of
  * each following day the window opens on. The daily limit picks the first with room.
  */
-export function sendDays(window: SendWindow | null, now: number, count = SEND_DAYS_AHEAD): { day: string; at: number }[] {
+export function sendDays(window: SendWindow | null, now: number, count = SEND_DAYS_AHEAD): SendDay[] {
+  const minute = Math.floor(now / MINUTE) * MINUTE;
+  const key = `${minute} ${count} ${window ? JSON.stringify(window) : ""}`;
+  let known = memo.get(key);
+  if (!known) {
+    if (memo.size >= MEMO_SIZE) memo.clear();
+    known = daysFrom(window, minute, count);
+    memo.set(key, known);
+  }
+  // Open this minute: the first day starts at this very moment.
+  return known.days.map((d, i) => (i === 0 && known.openNow ? { ...d, at: now } : { ...d }));
+}
+
+/** sendDays from the start of a minute, and whether the window is open in it. */
+function daysFrom(window: SendWindow | null, minute: number, count: number): { days: SendDay[]; openNow: boolean } {
   const zone = window?.timezone ?? "UTC";
   const opening = (from: number) => (window ? nextOpening(window, from) : from);
-  const days: { day: string; at: number }[] = [];
-  let at = !window || inWindow(window, now) ? now : opening(now);
+  const days: SendDay[] = [];
+  const openNow = !window || inWindow(window, minute);
+  let at = openNow ? minute : opening(minute);
   while (days.length < count) {
     const day = localDay(at, zone);
     if (days.at(-1)?.day !== day) days.push({ day, at });
@@ -39,5 +62,5 @@ export function sendDays(window: SendWindow | null, now: number, count = SEND_DA
     while (localDay(midnight, zone) === day) midnight += 60 * MINUTE;
     at = opening(midnight);
   }
-  return days;
+  return { days, openNow };
 }
