@@ -1,8 +1,11 @@
-import { and, asc, count, eq, lt, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { approvals } from "../db/schema";
-import { sendEstimates } from "../delivery/estimate";
+import { freeSlots } from "../delivery/estimate";
+import { dailyCap, localDay, sendDays, slotsTakenSince } from "../delivery/send-days";
+import { prepare, rowsOf } from "../lib/d1";
 import { iso } from "../lib/time";
+import type { SendWindow } from "../runs/send-window";
 import type { InboxQuery } from "../schemas/approvals";
 
 /** The inbox's conditions: the workspace's pending actions, narrowed by the query. */
@@ -18,55 +21,86 @@ export function inboxWhere(workspaceId: string, query: InboxQuery): SQL {
 /** Oldest first; ties in a fixed order, so pages never overlap. */
 export const INBOX_ORDER = [asc(approvals.proposedAt), asc(approvals.runId), asc(approvals.contactId), asc(approvals.actionIndex)];
 
-/**
- * A pending email's place among its identity's pending emails, oldest first: which of the
- * identity's free send slots it would take if the inbox were approved in order.
- */
-const place = sql<number | null>`CASE WHEN ${approvals.type} = 'email_message' AND ${approvals.identityId} IS NOT NULL THEN
-  (SELECT count(*) FROM approvals AS earlier WHERE earlier.identity_id = ${approvals.identityId} AND earlier.type = 'email_message'
-    AND (earlier.proposed_at, earlier.run_id, earlier.contact_id, earlier.action_index) < (${approvals.proposedAt}, ${approvals.runId}, ${approvals.contactId}, ${approvals.actionIndex}))
-  END`;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+type EntryRow = {
+  run_id: string;
+  agent_id: string;
+  contact_id: string;
+  action_index: number;
+  identity_id: string | null;
+  send_window: string | null;
+  action: string;
+  contact: string;
+  /** A pending email's place among its identity's pending emails, oldest first; null for the rest. */
+  place: number | null;
+  /** The sender's daily limit, and the slots its local days from yesterday on hold (`{day: used}` JSON). */
+  cap: number;
+  taken: string | null;
+};
 
 /**
- * One page of the inbox and its total in one D1 round trip, then the pending emails'
- * `estimated_send_at`, one query per sending identity on the page, in parallel.
+ * One page of the inbox and its total in one D1 round trip. A pending email's place among
+ * its identity's pending emails says which free send slot it would take if the inbox were
+ * approved in order: its `estimated_send_at`. Places are ranked in one pass over each
+ * sender's queue up to its last email on the page (read from approvals_identity_queue alone),
+ * never counted row by row; the slots its days hold come with the page.
  */
 export async function readInbox(db: Db, d1: D1Database, workspaceId: string, query: InboxQuery & { limit: number; offset: number }, now = Date.now()) {
   const where = inboxWhere(workspaceId, query);
-  const [rows, [totals]] = await db.batch([
-    db
-      .select({ row: approvals, place })
-      .from(approvals)
-      .where(where)
-      .orderBy(...INBOX_ORDER)
-      .limit(query.limit)
-      .offset(query.offset),
-    db.select({ total: count() }).from(approvals).where(where),
+  // The page's keys, narrow; approvals_workspace_order holds the whole inbox order, so no sort.
+  const page = db
+    .select({ run_id: approvals.runId, contact_id: approvals.contactId, action_index: approvals.actionIndex, identity_id: approvals.identityId, type: approvals.type, proposed_at: approvals.proposedAt })
+    .from(approvals)
+    .where(where)
+    .orderBy(...INBOX_ORDER)
+    .limit(query.limit)
+    .offset(query.offset);
+  const [entries, totals] = await d1.batch([
+    prepare(
+      d1,
+      sql`WITH page AS ${page},
+        senders AS (SELECT identity_id, max(proposed_at) AS upto FROM page WHERE type = 'email_message' AND identity_id IS NOT NULL GROUP BY identity_id),
+        queue AS (SELECT e.run_id, e.contact_id, e.action_index,
+            row_number() OVER (PARTITION BY e.identity_id ORDER BY e.proposed_at, e.run_id, e.contact_id, e.action_index) - 1 AS place
+          FROM senders JOIN approvals e ON e.identity_id = senders.identity_id AND e.type = 'email_message' AND e.proposed_at <= senders.upto),
+        taken AS (SELECT identity_id, json_group_object(day, used) AS days
+          FROM (${slotsTakenSince(sql`SELECT identity_id FROM senders`, localDay(now - DAY_MS, "UTC"))}) GROUP BY identity_id)
+      SELECT a.run_id, a.agent_id, a.contact_id, a.action_index, a.identity_id, a.send_window, a.action, a.contact,
+        queue.place, ${sql.raw(dailyCap("a.identity_id"))} AS cap, taken.days AS taken
+      FROM page JOIN approvals a USING (run_id, contact_id, action_index)
+        LEFT JOIN queue USING (run_id, contact_id, action_index) LEFT JOIN taken ON taken.identity_id = a.identity_id
+      ORDER BY page.proposed_at, page.run_id, page.contact_id, page.action_index`,
+    ),
+    prepare(d1, sql`SELECT count(*) AS total FROM ${approvals} WHERE ${where}`),
   ]);
-  const slots = await emailSlots(d1, rows, now);
-  const entries = rows.map(({ row, place: at }) => ({
-    run_id: row.runId,
-    agent_id: row.agentId,
-    contact_id: row.contactId,
-    action_index: row.actionIndex,
-    contact: row.contact,
-    action: { ...row.action, estimated_send_at: at === null ? null : iso(slots.get(row.identityId!)?.[at] ?? null) },
-  }));
-  return { entries, total: totals!.total };
+  const rows = rowsOf<EntryRow>(entries);
+  const slots = emailSlots(rows, now);
+  return {
+    entries: rows.map((row) => ({
+      run_id: row.run_id,
+      agent_id: row.agent_id,
+      contact_id: row.contact_id,
+      action_index: row.action_index,
+      contact: JSON.parse(row.contact) as Record<string, unknown>,
+      action: { ...(JSON.parse(row.action) as Record<string, unknown>), estimated_send_at: row.place === null ? null : iso(slots.get(row.identity_id!)?.[row.place] ?? null) },
+    })),
+    total: rowsOf<{ total: number }>(totals)[0]!.total,
+  };
 }
 
-type PageRow = { row: typeof approvals.$inferSelect; place: number | null };
-
-/** Each sending identity's free slots, as many as its furthest email on the page needs. An estimate that fails is left out (null). */
-async function emailSlots(d1: D1Database, rows: PageRow[], now: number): Promise<Map<string, number[]>> {
-  const furthest = new Map<string, { window: PageRow["row"]["sendWindow"]; count: number }>();
-  for (const { row, place: at } of rows) {
-    if (at === null || !row.identityId) continue;
-    const seen = furthest.get(row.identityId);
-    furthest.set(row.identityId, { window: row.sendWindow, count: Math.max(seen?.count ?? 0, at + 1) });
+/** Each sending identity's free slots, as many as its furthest email on the page needs. */
+function emailSlots(rows: EntryRow[], now: number): Map<string, number[]> {
+  const furthest = new Map<string, { row: EntryRow; count: number }>();
+  for (const row of rows) {
+    if (row.place === null || !row.identity_id) continue;
+    furthest.set(row.identity_id, { row, count: Math.max(furthest.get(row.identity_id)?.count ?? 0, row.place + 1) });
   }
-  const estimates = await Promise.all(
-    [...furthest].map(async ([identityId, { window, count: n }]) => [identityId, await sendEstimates(d1, identityId, window, now, n).catch(() => [])] as const),
+  return new Map(
+    [...furthest].map(([identityId, { row, count }]) => {
+      const window = row.send_window === null ? null : (JSON.parse(row.send_window) as SendWindow);
+      const taken = JSON.parse(row.taken ?? "{}") as Record<string, number>;
+      return [identityId, freeSlots(sendDays(window, now), (day) => taken[day] ?? 0, row.cap, count)];
+    }),
   );
-  return new Map(estimates);
 }

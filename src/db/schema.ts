@@ -441,10 +441,12 @@ export const approvals = sqliteTable(
   },
   (t) => [
     primaryKey({ columns: [t.runId, t.contactId, t.actionIndex] }),
-    index("approvals_workspace").on(t.workspaceId, t.proposedAt),
-    index("approvals_workspace_agent").on(t.workspaceId, t.agentId, t.proposedAt),
-    index("approvals_workspace_type").on(t.workspaceId, t.type, t.proposedAt),
-    // An email's place among its identity's pending emails: its estimated send slot.
-    index("approvals_identity").on(t.identityId, t.type, t.proposedAt),
+    // The inbox order in full, so a page is read in order and never sorted.
+    index("approvals_workspace_order").on(t.workspaceId, t.proposedAt, t.runId, t.contactId, t.actionIndex),
+    index("approvals_workspace_agent_order").on(t.workspaceId, t.agentId, t.proposedAt, t.runId, t.contactId, t.actionIndex),
+    index("approvals_workspace_type_order").on(t.workspaceId, t.type, t.proposedAt, t.runId, t.contactId, t.actionIndex),
+    // An email's place among its identity's pending emails (its estimated send slot), ranked
+    // from this index alone: it holds the whole inbox order.
+    index("approvals_identity_queue").on(t.identityId, t.type, t.proposedAt, t.runId, t.contactId, t.actionIndex),
   ],
 );

@@ -16,9 +16,14 @@ export async function sendEstimates(db: D1Database, identityId: string, window: 
     )
     .bind(identityId, JSON.stringify(days.map((d) => d.day)))
     .all<{ used: number; cap: number }>();
+  return freeSlots(days, (_, i) => results[i]!.used, results[0]?.cap ?? 0, count);
+}
+
+/** The first `count` free slots of `days` (soonest first) under `cap` a day, given the slots each day has taken. */
+export function freeSlots(days: { day: string; at: number }[], used: (day: string, i: number) => number, cap: number, count: number): number[] {
   const slots: number[] = [];
-  results.forEach((row, i) => {
-    for (let free = row.cap - row.used; free > 0 && slots.length < count; free--) slots.push(days[i]!.at);
+  days.forEach(({ day, at }, i) => {
+    for (let free = cap - used(day, i); free > 0 && slots.length < count; free--) slots.push(at);
   });
   return slots;
 }

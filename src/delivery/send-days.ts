@@ -1,3 +1,4 @@
+import { sql, type SQL } from "drizzle-orm";
 import { wallClock } from "../lib/timezone";
 import { inWindow, nextOpening, type SendWindow } from "../runs/send-window";
 
@@ -5,13 +6,21 @@ const MINUTE = 60_000;
 /** How many sending days ahead a send may be put off by the daily limit before it fails. */
 export const SEND_DAYS_AHEAD = 31;
 
+/** A delivery that holds its local day's slot: held, being sent or sent. A failed email frees its slot. */
+const HOLDS_SLOT = "x.status <> 'failed'";
+
 /**
- * The daily limit in SQL, one rule for the send that takes a slot and the estimate that
- * predicts it: the slots an identity's emails hold on a local day (held, being sent or sent;
- * a failed email frees its slot), leaving out the email `except` itself, and the identity's cap.
+ * The daily limit in SQL, one rule for the send that takes a slot and the estimates that
+ * predict it: the slots an identity's emails hold on a local day, leaving out the email
+ * `except` itself, and the identity's cap.
  */
 export const slotsTaken = (identity: string, day: string, except = "NULL") =>
-  `(SELECT count(*) FROM deliveries x WHERE x.identity_id = ${identity} AND x.send_day = ${day} AND x.status <> 'failed' AND x.action_key IS NOT ${except})`;
+  `(SELECT count(*) FROM deliveries x WHERE x.identity_id = ${identity} AND x.send_day = ${day} AND ${HOLDS_SLOT} AND x.action_key IS NOT ${except})`;
+
+/** The same count for many identities and days in one read: `identity_id, day, used` for each day from `fromDay` on that holds any slot. */
+export const slotsTakenSince = (identities: SQL, fromDay: string) =>
+  sql`SELECT x.identity_id, x.send_day AS day, count(*) AS used FROM deliveries x
+    WHERE x.identity_id IN (${identities}) AND x.send_day >= ${fromDay} AND ${sql.raw(HOLDS_SLOT)} GROUP BY x.identity_id, x.send_day`;
 export const dailyCap = (identity: string) => `COALESCE((SELECT daily_limit FROM identities WHERE id = ${identity}), 50)`;
 
 /** `YYYY-MM-DD` of `at` on the identity's clock: the day its daily limit counts. */
