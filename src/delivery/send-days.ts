@@ -10,12 +10,13 @@ export const SEND_DAYS_AHEAD = 31;
 const HOLDS_SLOT = "x.status <> 'failed'";
 
 /**
- * The daily limit in SQL, one rule for the send that takes a slot and the estimates that
- * predict it: the slots an identity's emails hold on a local day, leaving out the email
- * `except` itself, and the identity's cap.
+ * The daily limit in SQL, one rule for the sends that take slots and the estimates that
+ * predict them: the slots an identity's emails hold on a local day, leaving out those of the
+ * action keys `besides` selects (the emails being claimed, whose own held slots are theirs),
+ * and the identity's cap.
  */
-export const slotsTaken = (identity: string, day: string, except = "NULL") =>
-  `(SELECT count(*) FROM deliveries x WHERE x.identity_id = ${identity} AND x.send_day = ${day} AND ${HOLDS_SLOT} AND x.action_key IS NOT ${except})`;
+export const slotsTaken = (identity: string, day: string, besides?: string) =>
+  `(SELECT count(*) FROM deliveries x WHERE x.identity_id = ${identity} AND x.send_day = ${day} AND ${HOLDS_SLOT}${besides ? ` AND x.action_key NOT IN (${besides})` : ""})`;
 
 /** The same count for many identities and days in one read: `identity_id, day, used` for each day from `fromDay` on that holds any slot. */
 export const slotsTakenSince = (identities: SQL, fromDay: string) =>

@@ -1,7 +1,7 @@
 /** At most this many statements travel in one batch. */
 const MAX_BATCH = 50;
 
-type Pending = { statement: D1PreparedStatement; resolve: (row: unknown) => void; reject: (error: unknown) => void };
+type Pending = { statement: D1PreparedStatement; resolve: (rows: unknown[]) => void; reject: (error: unknown) => void };
 
 /**
  * Group commit for one Durable Object's writes to D1: statements issued while a batch is in
@@ -17,11 +17,16 @@ export class D1Batcher {
   constructor(private readonly db: D1Database) {}
 
   /** The statement's first row (as `first()` would answer it), sent in the next batch. */
-  first<T>(statement: D1PreparedStatement): Promise<T | null> {
-    return new Promise<unknown>((resolve, reject) => {
+  async first<T>(statement: D1PreparedStatement): Promise<T | null> {
+    return (await this.all<T>(statement))[0] ?? null;
+  }
+
+  /** The statement's rows, sent in the next batch. */
+  all<T>(statement: D1PreparedStatement): Promise<T[]> {
+    return new Promise<unknown[]>((resolve, reject) => {
       this.#pending.push({ statement, resolve, reject });
       this.#draining ??= this.#drain();
-    }) as Promise<T | null>;
+    }) as Promise<T[]>;
   }
 
   async #drain(): Promise<void> {
@@ -31,7 +36,7 @@ export class D1Batcher {
       const batch = this.#pending.splice(0, MAX_BATCH);
       try {
         const results = await this.db.batch(batch.map((p) => p.statement));
-        batch.forEach((p, i) => p.resolve((results[i]?.results[0] as unknown) ?? null));
+        batch.forEach((p, i) => p.resolve(results[i]?.results ?? []));
       } catch (error) {
         for (const p of batch) p.reject(error);
       }

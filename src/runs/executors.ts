@@ -2,6 +2,8 @@ import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
 import { ACTIVE_RUN_STATUSES, type StopReason } from "./machine";
+import { actionKeyOf, claimEmails, type Claims } from "./email-claims";
+import { REACHABLE, reachable } from "./reachable";
 import { SendError } from "../delivery/email-sender";
 import { SEND_DAYS_AHEAD } from "../delivery/send-days";
 import { addressedElsewhere, CHANNEL, reachesPerson, type ActionParams } from "./actions";
@@ -33,26 +35,15 @@ export class ExecutionError extends Error {
 const DELIVERED = `status IN ('sent', 'delivered', 'bounced', 'complained')`;
 
 
-// The contact may be reached only while its run is active in D1 (not cancelled there, nor
-// deleted with its agent) and the contact exists, is subscribed, has not bounced, has
-// not replied or unsubscribed since the trigger, and still has the address the action was
-// written for. Written into the insert itself, so the check and the delivery are one
-// statement: nothing can change in between. It reads ?1 contact, ?2 email, ?3 profile URL,
-// ?4 trigger time and ?8 run.
-const REACHABLE = `c.id = ?1 AND c.unsubscribed = 0
-  AND EXISTS (SELECT 1 FROM runs r WHERE r.id = ?8 AND r.status IN (${ACTIVE_RUN_STATUSES.map((s) => `'${s}'`).join(", ")}))
-  AND (?2 IS NULL OR c.email_key = lower(?2)) AND (?3 IS NULL OR c.linkedin_url = ?3)
-  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.contact_id = c.id
-    AND (e.type = 'email.bounced' OR (e.type IN ('email.replied', 'contact.unsubscribed') AND e.created_at >= ?4)))`;
-
 /**
  * Carries out an approved action. Each write is keyed by the action, so running this
  * twice (an alarm retried, an approval racing an alarm) leaves one note or one delivery;
  * a delivery the action already made is reported, never taken back. The write goes through
- * the run's batcher, so a burst of approvals shares D1 round trips.
+ * the run's batcher, so a burst of approvals shares D1 round trips; an email's claim may
+ * come from `claims`, made for many emails of the run at once (email-claims.ts).
  */
-export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, action: ActionRow): Promise<Execution> {
-  const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
+export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, action: ActionRow, claims?: Promise<Claims>): Promise<Execution> {
+  const actionKey = actionKeyOf(spec, action);
   const channel = CHANNEL[action.type];
   const now = Date.now();
   const outbound = reachesPerson(action.type);
@@ -65,7 +56,8 @@ export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, 
   if (action.type === "email_message") {
     let sent;
     try {
-      sent = await sendEmail(env, writes, spec, action, actionKey, { clause: REACHABLE, guard });
+      const claimed = (await (claims ?? claimEmails(env, writes, spec, [action]))).get(actionKey);
+      sent = await sendEmail(env, writes, spec, action, claimed);
     } catch (error) {
       if (error instanceof SendError) throw new ExecutionError(error.message, error.kind === "permanent", error.retryAfterMs);
       throw error;
@@ -76,7 +68,7 @@ export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, 
     inserted = await writes.first(
       env.DB.prepare(
         `INSERT INTO notes (id, workspace_id, contact_id, body, action_key, run_id, created_at)
-         SELECT ?5, c.workspace_id, c.id, ?6, ?7, ?8, ?4 FROM contacts c WHERE ${REACHABLE.replace("e.created_at >= ?4", "e.created_at >= ?9")}
+         SELECT ?5, c.workspace_id, c.id, ?6, ?7, ?8, ?4 FROM contacts c WHERE ${reachable({ contact: "?1", email: "?2", profile: "?3", triggeredAt: "?9", run: "?8" })}
          ON CONFLICT (action_key) DO NOTHING RETURNING id`,
       ).bind(action.contactId, null, null, now, newId("note"), String(action.params.note), actionKey, spec.runId, spec.triggeredAt),
     );

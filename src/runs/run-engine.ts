@@ -1,11 +1,12 @@
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { addressedElsewhere, reachesPerson, type ActionParams } from "./actions";
-import { executeAction, ExecutionError, findDone, giveUpDelivery } from "./executors";
+import { claimEmails } from "./email-claims";
+import { executeAction, ExecutionError, findDone, giveUpDelivery, type Execution } from "./executors";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
 import { stepWait, type ActionRow, type RunStore } from "./run-store";
 import { inWindow, nextOpening } from "./send-window";
-import type { ContactSnapshot } from "./spec";
+import type { ContactSnapshot, RunPlan } from "./spec";
 import { messageOf } from "../lib/errors";
 
 /** How many actions one alarm pass executes before it hands over to the next. */
@@ -25,6 +26,10 @@ export type ArmBy = (at: number) => Promise<void>;
 /** What one pass did: how many items it took, and whether more were due than it took. */
 export type Progress = { handled: number; more: boolean };
 
+/** An action taken for an attempt, and what the attempt came to. */
+type Taken = { action: ActionRow; attempts: number };
+type Tried = Taken & ({ outcome: Execution } | { error: unknown });
+
 /** Contacts whose sequence is still going. */
 const UNFINISHED = CONTACT.statuses.filter((s) => !CONTACT.isTerminal(s));
 
@@ -40,54 +45,95 @@ export class RunEngine {
     private readonly writes: D1Batcher,
   ) {}
 
-  /** Carries out approved actions that are due. */
+  /** Carries out approved actions that are due, together. */
   async executeDue(now: number): Promise<Progress> {
     const due = this.store.dueActions(now, ACTIONS_PER_ALARM + 1);
     const batch = due.slice(0, ACTIONS_PER_ALARM);
-    for (const action of batch) await this.execute(action, now);
+    await this.executeMany(batch, now);
     return { handled: batch.length, more: due.length > ACTIONS_PER_ALARM };
   }
 
+  /** Executes one approved action: executeMany of one. */
+  execute(action: ActionRow, now: number): Promise<void> {
+    return this.executeMany([action], now);
+  }
+
   /**
-   * Executes one approved action under a lease, at most once, then moves its contact to the
-   * next step. A failure is retried with backoff; every take counts as an attempt.
+   * Executes approved actions under a lease, each at most once, then moves their contacts to
+   * the next step. All are taken in one transaction and the alarm covering their lease is set
+   * in the same turn, before any outside call; the emails among them claim their sends in one
+   * D1 statement (email-claims.ts); every outcome is recorded in one transaction. A failure
+   * is retried with backoff; every take counts as an attempt.
    */
-  async execute(action: ActionRow, now: number): Promise<void> {
+  async executeMany(actions: ActionRow[], now: number): Promise<void> {
     const run = this.store.run()!;
-    const { spec } = run;
+    const window = run.spec.sender?.send_window;
+    // Outside the send window, what reaches a person waits for its next opening.
+    const opening = window && !inWindow(window, now) ? nextOpening(window, now) : null;
+    const leaseUntil = now + LEASE_MS;
+    const unsent: [ActionRow, string | null][] = [];
+    const taken = this.store.atomically(() =>
+      actions.flatMap((action): Taken[] => {
+        const { contactId, index } = action;
+        // Its contact or its run ended, or its attempts are spent: it is not sent again, only settled.
+        const contact = this.store.contact(contactId)!;
+        if (CONTACT.isTerminal(contact.status) || FINISHED_RUN_STATUSES.includes(run.status) || action.attempts >= MAX_ATTEMPTS) {
+          unsent.push([action, contact.stopReason ?? (FINISHED_RUN_STATUSES.includes(run.status) ? "cancelled" : null)]);
+          return [];
+        }
+        if (opening !== null && reachesPerson(action.type)) {
+          this.store.moveAction(contactId, index, "scheduled", { scheduledFor: opening, leaseUntil: null }, { from: ["approved", "auto_approved", "scheduled", "running"] });
+          this.store.moveContact(contactId, "processing", { nextStepAt: opening }, ["awaiting_approval", "processing"]);
+          return [];
+        }
+        const attempts = action.attempts + 1;
+        if (!this.store.moveAction(contactId, index, "running", { leaseUntil, attempts }, { now })) return [];
+        this.store.moveContact(contactId, "processing", { nextStepAt: null }, ["awaiting_approval", "processing"]);
+        return [{ action, attempts }];
+      }),
+    );
+    await Promise.all([...unsent.map(([action, reason]) => this.#settleUnsent(action, now, reason)), this.#attempt(run.spec, taken, leaseUntil)]);
+  }
+
+  /** The outside calls of the actions taken, then their outcomes, recorded together. */
+  async #attempt(spec: RunPlan, taken: Taken[], leaseUntil: number): Promise<void> {
+    if (taken.length === 0) return;
+    await this.armBy(leaseUntil);
+    const emails = taken.filter((t) => t.action.type === "email_message").map((t) => t.action);
+    const claims = emails.length > 0 && spec.sender ? claimEmails(this.env, this.writes, spec, emails) : undefined;
+    // Each email's execution answers its claim's failure; none is left unhandled.
+    claims?.catch(() => undefined);
+    const tried = await Promise.all(
+      taken.map(async (t): Promise<Tried> => {
+        try {
+          return { ...t, outcome: await executeAction(this.env, this.writes, spec, t.action, claims) };
+        } catch (error) {
+          return { ...t, error };
+        }
+      }),
+    );
+    // Frees a later day's slot an email given up on held; should that write fail, the slot stays taken, which only errs on the side of sending less.
+    const givenUp = tried.flatMap((t) => ("error" in t && !this.#retries(t.attempts, t.error) ? [t] : []));
+    await Promise.all(givenUp.map((t) => giveUpDelivery(this.env, spec, t.action, messageOf(t.error)).catch(() => undefined)));
+    this.store.atomically(() => tried.forEach((t) => this.#record(t)));
+  }
+
+  #retries(attempts: number, error: unknown): boolean {
+    return !(error instanceof ExecutionError && error.permanent) && attempts < MAX_ATTEMPTS;
+  }
+
+  /** What one attempt came to: tried again later, failed, waiting for a day, stopped, or done. */
+  #record(tried: Tried): void {
+    const { action, attempts } = tried;
     const { contactId, index } = action;
-    // Its contact or its run ended, or its attempts are spent: it is not sent again, only settled.
-    const contact = this.store.contact(contactId)!;
-    if (CONTACT.isTerminal(contact.status) || FINISHED_RUN_STATUSES.includes(run.status) || action.attempts >= MAX_ATTEMPTS) {
-      return this.#settleUnsent(action, now, contact.stopReason ?? (FINISHED_RUN_STATUSES.includes(run.status) ? "cancelled" : null));
-    }
-    const window = spec.sender?.send_window;
-    if (window && reachesPerson(action.type) && !inWindow(window, now)) {
-      const at = nextOpening(window, now);
-      this.store.moveAction(contactId, index, "scheduled", { scheduledFor: at, leaseUntil: null }, { from: ["approved", "auto_approved", "scheduled", "running"] });
-      this.store.moveContact(contactId, "processing", { nextStepAt: at }, ["awaiting_approval", "processing"]);
+    if ("error" in tried) {
+      const { error } = tried;
+      if (!this.#retries(attempts, error)) return this.#fail(contactId, index, messageOf(error));
+      const wait = Math.max(retryDelay(attempts), (error instanceof ExecutionError && error.retryAfterMs) || 0);
+      this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + wait, leaseUntil: null, error: messageOf(error) }, { from: ["running"] });
       return;
     }
-    const attempts = action.attempts + 1;
-    const leaseUntil = now + LEASE_MS;
-    if (!this.store.moveAction(contactId, index, "running", { leaseUntil, attempts }, { now })) return;
-    this.store.moveContact(contactId, "processing", { nextStepAt: null }, ["awaiting_approval", "processing"]);
-    await this.armBy(leaseUntil);
-
-    let outcome;
-    try {
-      outcome = await executeAction(this.env, this.writes, spec, action);
-    } catch (error) {
-      const permanent = error instanceof ExecutionError && error.permanent;
-      if (!permanent && attempts < MAX_ATTEMPTS) {
-        const wait = Math.max(retryDelay(attempts), (error instanceof ExecutionError && error.retryAfterMs) || 0);
-        this.store.moveAction(contactId, index, "scheduled", { scheduledFor: Date.now() + wait, leaseUntil: null, error: messageOf(error) }, { from: ["running"] });
-        return;
-      }
-      // Frees a later day's slot the email held; should that write fail, the slot stays taken, which only errs on the side of sending less.
-      await giveUpDelivery(this.env, spec, action, messageOf(error)).catch(() => undefined);
-      return this.#fail(contactId, index, messageOf(error));
-    }
+    const { outcome } = tried;
     if (outcome.kind === "deferred") {
       // Today's sends of the identity are spent: the action waits for the day whose slot it holds.
       // Waiting for a day is not a failed try: the attempt is handed back, keeping one as the mark
@@ -133,7 +179,7 @@ export class RunEngine {
    * when its contact or run stopped, `failed` when its attempts ran out). Never sends.
    */
   async #settleUnsent(action: ActionRow, now: number, stopReason: string | null): Promise<void> {
-    const { spec } = this.store.run()!;
+    const spec = this.store.plan();
     const { contactId, index } = action;
     const attempts = action.attempts + 1;
     if (!this.store.moveAction(contactId, index, "running", { leaseUntil: now + LEASE_MS, attempts }, { now })) return;
@@ -155,7 +201,7 @@ export class RunEngine {
   }
 
   #nextStep(contactId: string, now: number): void {
-    const { spec } = this.store.run()!;
+    const spec = this.store.plan();
     const contact = this.store.contact(contactId)!;
     const next = contact.currentStep + 1;
     if (next >= spec.steps.length) this.store.moveContact(contactId, "completed", { currentStep: next, nextStepAt: null }, ["processing"]);

@@ -30,13 +30,13 @@ export function runEventData(store: RunStore, run: RunRow): Record<string, unkno
 }
 
 /** An action event's `data`: the action, and whose it is. */
-export function actionEventData(run: RunRow, action: ActionRow): Record<string, unknown> {
+export function actionEventData(plan: RunPlan, action: ActionRow): Record<string, unknown> {
   const { estimated_send_at: _estimate, ...json } = toActionJson(action);
-  return { ...json, run_id: run.spec.runId, agent_id: run.spec.agentId, contact_id: action.contactId };
+  return { ...json, run_id: plan.runId, agent_id: plan.agentId, contact_id: action.contactId };
 }
 
-export function contactStoppedData(run: RunRow, contactId: string, reason: string): Record<string, unknown> {
-  return { run_id: run.spec.runId, agent_id: run.spec.agentId, contact_id: contactId, status: "stopped", stop_reason: reason };
+export function contactStoppedData(plan: RunPlan, contactId: string, reason: string): Record<string, unknown> {
+  return { run_id: plan.runId, agent_id: plan.agentId, contact_id: contactId, status: "stopped", stop_reason: reason };
 }
 
 /** Bytes of outbox entries one mirror copies: each kind travels as one bound JSON string, which D1 caps at 2 MB. */

@@ -8,7 +8,7 @@ import { mirrorRun } from "./mirror";
 import { trySend } from "../webhooks/dispatch";
 import { Proposer } from "./proposals";
 import { LEASE_MS, RunEngine, retryDelay } from "./run-engine";
-import { RunStore } from "./run-store";
+import { actionKey, RunStore } from "./run-store";
 import type { ContactSnapshot, RunSpec } from "./spec";
 import { bulkOutcome, invalidProposal, missing, repeat, type BulkItem, type BulkOutcome, type DecisionInput, type DecisionResult } from "./decisions";
 import { runSummary, runView, toActionJson, withSendEstimates, type ContactsPage } from "./views";
@@ -134,17 +134,18 @@ export class RunObject extends DurableObject<Env> {
   /**
    * Decides many actions of this run at once (POST /v1/approvals/decide): each item as the
    * single decision would answer it, all in one storage transaction; then the approved ones
-   * are carried out together, as concurrent approvals would be. A dry run moves nothing.
+   * are carried out together (RunEngine.executeMany). A dry run moves nothing.
    */
   async decideMany(workspaceId: string, kind: "approve" | "reject", items: BulkItem[], input: { keyId: string; reason?: string; dryRun: boolean }): Promise<BulkOutcome[]> {
     const run = this.#store.run();
     if (run?.spec.workspaceId !== workspaceId) return items.map((item) => ({ ...item, status: "not_found", code: "not_found", message: "No such run, or it has not started yet" }));
     const now = Date.now();
     const decision = { kind, by_key_id: input.keyId, reason: input.reason ?? null, edited: false };
+    // The workspace was checked once above, and every item's action is read at once.
+    const named = this.#store.actionsAt(items);
     const outcomes = this.#store.atomically(() =>
       items.map((item): BulkOutcome => {
-        // The workspace was checked once above: each item only needs its action.
-        const found = this.#checked(item.contactId, item.index, item.digest);
+        const found = this.#checked(item.contactId, item.index, item.digest, named.get(actionKey(item)) ?? null);
         if (!found.ok) return bulkOutcome(item, found.result, found.action?.status);
         const { action } = found;
         if (action.status !== "pending_approval") return bulkOutcome(item, repeat(action, kind), action.status);
@@ -161,16 +162,18 @@ export class RunObject extends DurableObject<Env> {
       }),
     );
     if (input.dryRun) return outcomes;
-    const approved = outcomes.filter((o) => o.status === "approved").map((o) => this.#store.action(o.contactId, o.index)!);
+    const approved = outcomes.filter((o) => o.status === "approved");
+    const toExecute = this.#store.actionsAt(approved);
     this.#deciding++;
     try {
-      await Promise.all(approved.map((action) => this.#engine.execute(action, now)));
+      await this.#engine.executeMany(approved.map((o) => toExecute.get(actionKey(o))!), now);
     } finally {
       this.#deciding--;
       await this.#settle();
     }
     // Approved and carried out (or on its way): the status it has now.
-    return outcomes.map((o) => (o.status === "approved" ? { ...o, status: this.#store.action(o.contactId, o.index)!.status } : o));
+    const after = this.#store.actionsAt(approved);
+    return outcomes.map((o) => (o.status === "approved" ? { ...o, status: after.get(actionKey(o))!.status } : o));
   }
 
   async reject(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {
@@ -189,9 +192,8 @@ export class RunObject extends DurableObject<Env> {
     return this.#checked(contactId, index, digest);
   }
 
-  /** The action, its digest checked: a refusal carries the action when there is one. */
-  #checked(contactId: string, index: number, digest: string | undefined) {
-    const action = this.#store.action(contactId, index);
+  /** The action (read unless given), its digest checked: a refusal carries the action when there is one. */
+  #checked(contactId: string, index: number, digest: string | undefined, action = this.#store.action(contactId, index)) {
     if (!action) return { ok: false as const, result: missing("action") };
     if (digest !== undefined && digest !== action.digest) {
       const result: DecisionResult = { ok: false, status: 409, code: "digest_mismatch", message: `The action's digest is ${action.digest}; it changed since you looked` };

@@ -10,6 +10,9 @@ export type RunUsage = { proposals: number; input_tokens: number; output_tokens:
 export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
 export type { ActionRow, ContactRow, Decision } from "./run-rows";
 
+/** An action's key within its run. */
+export const actionKey = (a: { contactId: string; index: number }) => `${a.contactId}/${a.index}`;
+
 /**
  * Typed access to one run's SQLite storage. Every method is synchronous, so nothing
  * interleaves inside one; every status write is a compare-and-set from the states that
@@ -22,6 +25,7 @@ export class RunStore {
   #plan: RunPlan | undefined;
   /** Whether this object has tables at all: an object nobody started stores nothing. */
   #ready: boolean;
+  #inTransaction = false;
 
   constructor(private readonly storage: DurableObjectStorage) {
     this.outbox = new RunOutbox(storage.sql);
@@ -53,24 +57,37 @@ export class RunStore {
     this.#plan = undefined;
   }
 
-  /** Runs `fn` as one storage transaction: all of its writes land, or none. */
+  /**
+   * Runs `fn` as one storage transaction: all of its writes land, or none. Called inside one,
+   * it joins it: a bulk decision's thousand moves take one savepoint, not one each.
+   */
   atomically<T>(fn: () => T): T {
-    return this.storage.transactionSync(fn);
+    if (this.#inTransaction) return fn();
+    this.#inTransaction = true;
+    try {
+      return this.storage.transactionSync(fn);
+    } finally {
+      this.#inTransaction = false;
+    }
   }
 
   run(): RunRow | null {
     if (!this.#ready) return null;
     const row = this.sql.exec("SELECT status, created_at, started_at, completed_at, error FROM run WHERE id = 1").toArray()[0];
     if (!row) return null;
-    this.#plan ??= parse<RunPlan>(this.sql.exec("SELECT spec FROM run WHERE id = 1").one().spec);
     return {
-      spec: this.#plan,
+      spec: this.plan(),
       status: row.status as RunStatus,
       createdAt: Number(row.created_at),
       startedAt: num(row.started_at),
       completedAt: num(row.completed_at),
       error: row.error as string | null,
     };
+  }
+
+  /** The run's plan, of a run that has started: it never changes, so it is read once, and whoever needs only it need not read the run row. */
+  plan(): RunPlan {
+    return (this.#plan ??= parse<RunPlan>(this.sql.exec("SELECT spec FROM run WHERE id = 1").one().spec));
   }
 
   createRun(spec: RunSpec, now: number): void {
@@ -96,7 +113,7 @@ export class RunStore {
       const run = this.run()!;
       this.outbox.add("run.started", runEventData(this, run), now);
       for (const row of this.sql.exec("SELECT contact_id, stop_reason FROM contacts WHERE status = 'stopped'")) {
-        this.outbox.add("contact.stopped", contactStoppedData(run, row.contact_id as string, row.stop_reason as string), now);
+        this.outbox.add("contact.stopped", contactStoppedData(run.spec, row.contact_id as string, row.stop_reason as string), now);
       }
     });
   }
@@ -181,7 +198,7 @@ export class RunStore {
           ...sources,
         )
         .toArray();
-      if (moved && to === "stopped") this.outbox.add("contact.stopped", contactStoppedData(this.run()!, contactId, moved.stop_reason as string));
+      if (moved && to === "stopped") this.outbox.add("contact.stopped", contactStoppedData(this.plan(), contactId, moved.stop_reason as string));
       return moved !== undefined;
     });
   }
@@ -203,6 +220,15 @@ export class RunStore {
   action(contactId: string, index: number): ActionRow | null {
     const row = this.sql.exec("SELECT * FROM actions WHERE contact_id = ? AND idx = ?", contactId, index).toArray()[0];
     return row ? toAction(row) : null;
+  }
+
+  /** The actions at these keys, in one read, by `contactId/index` (actionKey). */
+  actionsAt(keys: { contactId: string; index: number }[]): Map<string, ActionRow> {
+    const rows = this.sql.exec(
+      "SELECT actions.* FROM json_each(?) AS k JOIN actions ON actions.contact_id = k.value ->> 0 AND actions.idx = k.value ->> 1",
+      JSON.stringify(keys.map((k) => [k.contactId, k.index])),
+    );
+    return new Map(rows.toArray().map((row) => toAction(row)).map((a) => [actionKey(a), a]));
   }
 
   actionForStep(contactId: string, stepIndex: number, round: number): ActionRow | null {
@@ -248,12 +274,12 @@ export class RunStore {
           action.generation === null ? null : JSON.stringify(action.generation),
         )
         .toArray();
-      const data = actionEventData(this.run()!, toAction(row!));
+      const data = actionEventData(this.plan(), toAction(row!));
       // A proposal that could not be made is born failed: it was never proposed.
       if (action.status === "failed") return this.outbox.add("action.failed", data, action.proposedAt);
       this.outbox.add("action.proposed", data, action.proposedAt);
       if (action.status === "auto_approved") this.outbox.add("action.approved", data, action.proposedAt);
-      else this.outbox.addToInbox(inboxEntry(toAction(row!), this.contact(action.contactId)?.snapshot ?? null, this.run()!.spec.sender));
+      else this.outbox.addToInbox(inboxEntry(toAction(row!), this.contact(action.contactId)?.snapshot ?? null, this.plan().sender));
     });
   }
 
@@ -279,7 +305,7 @@ export class RunStore {
         .toArray();
       if (!moved) return false;
       const event = ACTION_EVENTS[to];
-      if (event) this.outbox.add(event, actionEventData(this.run()!, toAction(moved)));
+      if (event) this.outbox.add(event, actionEventData(this.plan(), toAction(moved)));
       if (LEAVES_INBOX.includes(to)) this.outbox.removeFromInbox(contactId, index);
       return true;
     });
