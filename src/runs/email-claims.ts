@@ -63,8 +63,8 @@ export async function claimEmails(env: Env, writes: D1Batcher, spec: RunPlan, em
 // ?1 the emails, ?2 the sending days (soonest first), ?3 run, ?4 agent, ?5 identity, ?6 now,
 // ?7 transport, ?8 today's status, ?9 today, ?10 Message-ID domain, ?11 trigger time.
 // `ready` numbers the emails that may go, in order; `days` sums each day's free slots, so the
-// n-th takes the first day whose running total passes n. An email's own held slot (a retry)
-// is not counted against it.
+// n-th is `placed` on the first day whose running total passes n (none: no day has room). An
+// email's own held slot (a retry) is not counted against it.
 const CLAIM = `WITH batch AS (
     SELECT j.key AS k, j.value ->> 'id' AS id, j.value ->> 'contact_id' AS contact_id, j.value ->> 'action_index' AS action_index,
       j.value ->> 'action_key' AS action_key, j.value ->> 'to' AS email, j.value ->> 'params' AS params
@@ -75,13 +75,13 @@ const CLAIM = `WITH batch AS (
   days AS MATERIALIZED (
     SELECT j.key AS k, j.value AS day,
       sum(max(${dailyCap("?5")} - ${slotsTaken("?5", "j.value", "SELECT action_key FROM batch")}, 0)) OVER (ORDER BY j.key) AS free_upto
-    FROM json_each(?2) j)
+    FROM json_each(?2) j),
+  placed AS MATERIALIZED (SELECT ready.*, (SELECT day FROM days WHERE free_upto > ready.n ORDER BY k LIMIT 1) AS day FROM ready)
   INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel,
     params, created_at, transport, status, message_id, send_day, updated_at)
   SELECT r.id, r.workspace_id, r.action_key, ?3, ?4, r.contact_id, r.action_index, 'email_message', ?5, 'email', r.params, ?6, ?7,
-    CASE WHEN d.day = ?9 THEN ?8 ELSE 'scheduled' END, '<' || r.id || '@' || ?10 || '>', d.day, ?6
-  FROM ready r JOIN days d ON d.k = (SELECT min(k) FROM days WHERE free_upto > r.n)
-  WHERE true
+    CASE WHEN r.day = ?9 THEN ?8 ELSE 'scheduled' END, '<' || r.id || '@' || ?10 || '>', r.day, ?6
+  FROM placed r WHERE r.day IS NOT NULL
   ON CONFLICT (action_key) DO UPDATE SET status = excluded.status, send_day = excluded.send_day, transport = excluded.transport,
     error = NULL, updated_at = excluded.updated_at WHERE deliveries.status = 'scheduled'
   RETURNING id, action_key, status, send_day, message_id`;

@@ -4,7 +4,7 @@ import { addressedElsewhere, reachesPerson, type ActionParams } from "./actions"
 import { claimEmails } from "./email-claims";
 import { executeAction, ExecutionError, findDone, giveUpDelivery, type Execution } from "./executors";
 import { CONTACT, FINISHED_RUN_STATUSES, UNDONE, type RunStatus } from "./machine";
-import { stepWait, type ActionRow, type RunStore } from "./run-store";
+import { actionKey, stepWait, type ActionRow, type RunStore } from "./run-store";
 import { inWindow, nextOpening } from "./send-window";
 import type { ContactSnapshot, RunPlan } from "./spec";
 import { messageOf } from "../lib/errors";
@@ -72,26 +72,26 @@ export class RunEngine {
     const opening = window && !inWindow(window, now) ? nextOpening(window, now) : null;
     const leaseUntil = now + LEASE_MS;
     const unsent: [ActionRow, string | null][] = [];
-    const taken = this.store.atomically(() =>
-      actions.flatMap((action): Taken[] => {
+    const taken = this.store.atomically(() => {
+      const contacts = this.store.contactsAt(actions.map((a) => a.contactId));
+      const ready = new Map<string, ActionRow>();
+      for (const action of actions) {
         const { contactId, index } = action;
         // Its contact or its run ended, or its attempts are spent: it is not sent again, only settled.
-        const contact = this.store.contact(contactId)!;
+        const contact = contacts.get(contactId)!;
         if (CONTACT.isTerminal(contact.status) || FINISHED_RUN_STATUSES.includes(run.status) || action.attempts >= MAX_ATTEMPTS) {
           unsent.push([action, contact.stopReason ?? (FINISHED_RUN_STATUSES.includes(run.status) ? "cancelled" : null)]);
-          return [];
-        }
-        if (opening !== null && reachesPerson(action.type)) {
+        } else if (opening !== null && reachesPerson(action.type)) {
           this.store.moveAction(contactId, index, "scheduled", { scheduledFor: opening, leaseUntil: null }, { from: ["approved", "auto_approved", "scheduled", "running"] });
           this.store.moveContact(contactId, "processing", { nextStepAt: opening }, ["awaiting_approval", "processing"]);
-          return [];
-        }
-        const attempts = action.attempts + 1;
-        if (!this.store.moveAction(contactId, index, "running", { leaseUntil, attempts }, { now })) return [];
-        this.store.moveContact(contactId, "processing", { nextStepAt: null }, ["awaiting_approval", "processing"]);
-        return [{ action, attempts }];
-      }),
-    );
+        } else ready.set(actionKey(action), action);
+      }
+      // Each taken for its next attempt, counted on its own.
+      const moves = [...ready.values()].map((a) => ({ contactId: a.contactId, index: a.index, fields: { attempts: a.attempts + 1 } }));
+      const moved = this.store.moveActions(moves, "running", { leaseUntil }, { now });
+      this.store.moveContacts(moved.map((a) => a.contactId), "processing", { nextStepAt: null }, ["awaiting_approval", "processing"]);
+      return moved.map((m): Taken => ({ action: ready.get(actionKey(m))!, attempts: m.attempts }));
+    });
     await Promise.all([...unsent.map(([action, reason]) => this.#settleUnsent(action, now, reason)), this.#attempt(run.spec, taken, leaseUntil)]);
   }
 
@@ -115,7 +115,11 @@ export class RunEngine {
     // Frees a later day's slot an email given up on held; should that write fail, the slot stays taken, which only errs on the side of sending less.
     const givenUp = tried.flatMap((t) => ("error" in t && !this.#retries(t.attempts, t.error) ? [t] : []));
     await Promise.all(givenUp.map((t) => giveUpDelivery(this.env, spec, t.action, messageOf(t.error)).catch(() => undefined)));
-    this.store.atomically(() => tried.forEach((t) => this.#record(t)));
+    this.store.atomically(() => {
+      const done = tried.flatMap((t) => ("outcome" in t && t.outcome.kind === "done" ? [{ contactId: t.action.contactId, index: t.action.index, result: t.outcome.result }] : []));
+      this.#completeAll(done);
+      for (const t of tried) if (!("outcome" in t && t.outcome.kind === "done")) this.#record(t);
+    });
   }
 
   #retries(attempts: number, error: unknown): boolean {
@@ -157,12 +161,15 @@ export class RunEngine {
       this.#proposeAgain(contactId);
       return;
     }
-    this.#complete(contactId, index, outcome.result);
+    this.#completeAll([{ contactId, index, result: outcome.result }]);
   }
 
-  #complete(contactId: string, index: number, result: ActionParams): void {
-    const done = { executedAt: Date.now(), result, leaseUntil: null, error: null };
-    if (this.store.moveAction(contactId, index, "completed", done, { from: ["running"] })) this.#nextStep(contactId, Date.now());
+  /** Records actions done (each with its result), and moves their contacts to the next step. */
+  #completeAll(done: { contactId: string; index: number; result: ActionParams }[]): void {
+    const now = Date.now();
+    const moves = done.map(({ contactId, index, result }) => ({ contactId, index, fields: { result } }));
+    const completed = this.store.moveActions(moves, "completed", { executedAt: now, leaseUntil: null, error: null }, { from: ["running"] });
+    this.#nextSteps(completed.map((a) => a.contactId), now);
   }
 
   #fail(contactId: string, index: number, error: string): void {
@@ -193,19 +200,22 @@ export class RunEngine {
       else this.#fail(contactId, index, `Could not confirm whether it was delivered: ${messageOf(error)}`);
       return;
     }
-    if (done && "done" in done) return this.#complete(contactId, index, done.done);
+    if (done && "done" in done) return this.#completeAll([{ contactId, index, result: done.done }]);
     if (done) return this.#fail(contactId, index, done.unconfirmed);
     if (stopReason === null) return this.#fail(contactId, index, action.error ?? `Not sent after ${action.attempts} attempts`);
     const to = stopReason === "cancelled" ? "cancelled" : "invalidated";
     this.store.moveAction(contactId, index, to, { leaseUntil: null, error: `Not sent: ${stopReason}` }, { from: ["running"] });
   }
 
-  #nextStep(contactId: string, now: number): void {
+  /** Moves contacts on from their current step: to the next one's wait, or done. */
+  #nextSteps(contactIds: string[], now: number): void {
     const spec = this.store.plan();
-    const contact = this.store.contact(contactId)!;
-    const next = contact.currentStep + 1;
-    if (next >= spec.steps.length) this.store.moveContact(contactId, "completed", { currentStep: next, nextStepAt: null }, ["processing"]);
-    else this.store.moveContact(contactId, "waiting", { currentStep: next, nextStepAt: now + stepWait(spec, next), attempts: 0 }, ["processing"]);
+    const byNext = Map.groupBy([...this.store.contactsAt(contactIds).values()], (c) => c.currentStep + 1);
+    for (const [next, contacts] of byNext) {
+      const ids = contacts.map((c) => c.contactId);
+      if (next >= spec.steps.length) this.store.moveContacts(ids, "completed", { currentStep: next, nextStepAt: null }, ["processing"]);
+      else this.store.moveContacts(ids, "waiting", { currentStep: next, nextStepAt: now + stepWait(spec, next), attempts: 0 }, ["processing"]);
+    }
   }
 
   /** The current step is proposed again in a new round: the old proposal no longer fits the contact. */

@@ -83,14 +83,29 @@ export class RunOutbox {
     this.sql.exec("INSERT INTO outbox (kind, id, type, data, created_at) VALUES ('event', ?, ?, ?, ?)", newMessageId(now), type, JSON.stringify(data), now);
   }
 
+  /** Many events in one statement, in the order given. */
+  addAll(events: { type: EventType; data: Record<string, unknown> }[], now = Date.now()): void {
+    if (events.length === 0) return;
+    this.sql.exec(
+      "INSERT INTO outbox (kind, id, type, data, created_at) SELECT 'event', e.value ->> 0, e.value ->> 1, e.value -> 2, ? FROM json_each(?) AS e ORDER BY e.key",
+      now,
+      JSON.stringify(events.map((e) => [newMessageId(now), e.type, e.data])),
+    );
+  }
+
   /** The action now waits for a human: the inbox lists it. */
   addToInbox(entry: InboxEntry): void {
     this.sql.exec("INSERT INTO outbox (kind, id, type, data, created_at) VALUES ('inbox', '', 'add', ?, ?)", JSON.stringify(entry), Date.now());
   }
 
-  /** The action no longer waits (decided, stopped, cancelled): the inbox drops it. A removal of an action it never listed removes nothing. */
-  removeFromInbox(contactId: string, index: number): void {
-    this.sql.exec("INSERT INTO outbox (kind, id, type, data, created_at) VALUES ('inbox', '', 'remove', ?, ?)", JSON.stringify({ contact_id: contactId, action_index: index }), Date.now());
+  /** The actions no longer wait (decided, stopped, cancelled): the inbox drops them. A removal of an action it never listed removes nothing. */
+  removeAllFromInbox(actions: { contactId: string; index: number }[]): void {
+    if (actions.length === 0) return;
+    this.sql.exec(
+      "INSERT INTO outbox (kind, id, type, data, created_at) SELECT 'inbox', '', 'remove', json_object('contact_id', r.value ->> 0, 'action_index', r.value ->> 1), ? FROM json_each(?) AS r ORDER BY r.key",
+      Date.now(),
+      JSON.stringify(actions.map((a) => [a.contactId, a.index])),
+    );
   }
 
   /** The oldest entries not yet in D1, with the position to clear them up to. */

@@ -141,26 +141,30 @@ export class RunObject extends DurableObject<Env> {
     if (run?.spec.workspaceId !== workspaceId) return items.map((item) => ({ ...item, status: "not_found", code: "not_found", message: "No such run, or it has not started yet" }));
     const now = Date.now();
     const decision = { kind, by_key_id: input.keyId, reason: input.reason ?? null, edited: false };
-    // The workspace was checked once above, and every item's action is read at once.
+    // The workspace was checked once above; every item's action is read at once, and moved at once.
     const named = this.#store.actionsAt(items);
-    const outcomes = this.#store.atomically(() =>
-      items.map((item): BulkOutcome => {
+    const to = kind === "approve" ? "approved" : "rejected";
+    const outcomes = this.#store.atomically(() => {
+      const decidable: BulkItem[] = [];
+      const answered = items.map((item): BulkOutcome | null => {
         const found = this.#checked(item.contactId, item.index, item.digest, named.get(actionKey(item)) ?? null);
         if (!found.ok) return bulkOutcome(item, found.result, found.action?.status);
         const { action } = found;
         if (action.status !== "pending_approval") return bulkOutcome(item, repeat(action, kind), action.status);
         const invalid = kind === "approve" ? invalidProposal(action) : null;
         if (invalid) return bulkOutcome(item, invalid, action.status);
-        if (input.dryRun) return { ...item, status: kind === "approve" ? "approved" : "rejected" };
-        const to = kind === "approve" ? "approved" : "rejected";
-        if (!this.#store.moveAction(item.contactId, item.index, to, { decidedAt: now, decision })) {
-          const current = this.#store.action(item.contactId, item.index)!;
-          return bulkOutcome(item, repeat(current, kind), current.status);
-        }
-        if (kind === "reject") this.#engine.stopContact(item.contactId, "rejected");
-        return { ...item, status: to };
-      }),
-    );
+        decidable.push(item);
+        return null;
+      });
+      const moved = new Set(input.dryRun ? decidable.map(actionKey) : this.#store.moveActions(decidable, to, { decidedAt: now, decision }).map(actionKey));
+      if (kind === "reject" && !input.dryRun) for (const key of moved) this.#engine.stopContact(named.get(key)!.contactId, "rejected");
+      return items.map((item, i): BulkOutcome => {
+        if (answered[i]) return answered[i];
+        if (moved.has(actionKey(item))) return { ...item, status: to };
+        const current = this.#store.action(item.contactId, item.index)!;
+        return bulkOutcome(item, repeat(current, kind), current.status);
+      });
+    });
     if (input.dryRun) return outcomes;
     const approved = outcomes.filter((o) => o.status === "approved");
     const toExecute = this.#store.actionsAt(approved);

@@ -10,6 +10,9 @@ export type RunUsage = { proposals: number; input_tokens: number; output_tokens:
 export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
 export type { ActionRow, ContactRow, Decision } from "./run-rows";
 
+/** One action of moveActions, with the fields only it gets. */
+export type ActionMove = { contactId: string; index: number; fields?: ActionFields };
+
 /** An action's key within its run. */
 export const actionKey = (a: { contactId: string; index: number }) => `${a.contactId}/${a.index}`;
 
@@ -164,6 +167,12 @@ export class RunStore {
     return row ? toContact(row) : null;
   }
 
+  /** These contacts, in one read, by id. */
+  contactsAt(contactIds: string[]): Map<string, ContactRow> {
+    const rows = this.sql.exec("SELECT contacts.* FROM json_each(?) AS k JOIN contacts ON contacts.contact_id = k.value", JSON.stringify(contactIds));
+    return new Map(rows.toArray().map((row) => toContact(row)).map((c) => [c.contactId, c]));
+  }
+
   /** The ids of contacts in these statuses, in trigger order: no row is parsed. */
   contactIdsIn(statuses: readonly ContactStatus[]): string[] {
     return this.sql.exec(`SELECT contact_id FROM contacts WHERE status IN (${statuses.map(() => "?").join(", ")}) ORDER BY position`, ...statuses).toArray().map((r) => r.contact_id as string);
@@ -186,22 +195,28 @@ export class RunStore {
    * (narrowed by `from`): false when a stop, a cancel or another step got there first.
    */
   moveContact(contactId: string, to: ContactStatus, fields: ContactFields = {}, from?: ContactStatus[]): boolean {
+    return this.moveContacts([contactId], to, fields, from).length > 0;
+  }
+
+  /** moveContact for many contacts in one statement, the same `fields` for each: the ids of those that moved. */
+  moveContacts(contactIds: string[], to: ContactStatus, fields: ContactFields = {}, from?: ContactStatus[]): string[] {
     const sources = CONTACT.sources(to).filter((s) => !from || from.includes(s));
     const { sets, values } = assignments(fields, CONTACT_COLUMNS);
     return this.atomically(() => {
-      const [moved] = this.sql
+      const moved = this.sql
         .exec(
-          `UPDATE contacts SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND status IN (${sources.map(() => "?").join(", ")}) RETURNING stop_reason`,
+          `UPDATE contacts SET ${["status = ?", ...sets].join(", ")} WHERE contact_id IN (SELECT value FROM json_each(?)) AND status IN (${sources.map(() => "?").join(", ")}) RETURNING contact_id, stop_reason`,
           to,
           ...values,
-          contactId,
+          JSON.stringify(contactIds),
           ...sources,
         )
         .toArray();
-      if (moved && to === "stopped") this.outbox.add("contact.stopped", contactStoppedData(this.plan(), contactId, moved.stop_reason as string));
-      return moved !== undefined;
+      if (to === "stopped") this.outbox.addAll(moved.map((m) => ({ type: "contact.stopped", data: contactStoppedData(this.plan(), m.contact_id as string, m.stop_reason as string) })));
+      return moved.map((m) => m.contact_id as string);
     });
   }
+
 
   /** Pushes these contacts' next step back to `until`, if they are still waiting for it (no status changes). */
   deferDue(contactIds: string[], until: number): void {
@@ -288,28 +303,47 @@ export class RunStore {
    * (narrowed by `from`). Taking a `running` action again needs its lease lapsed by `now`.
    */
   moveAction(contactId: string, index: number, to: ActionStatus, fields: ActionFields = {}, opts: { from?: ActionStatus[]; now?: number } = {}): boolean {
+    return this.moveActions([{ contactId, index }], to, fields, opts).length > 0;
+  }
+
+  /**
+   * moveAction for many actions in one statement: `fields` for each, and each move's own
+   * (the same keys for every move) on top. The actions that moved, in the order given, with
+   * their events and inbox removals.
+   */
+  moveActions(moves: ActionMove[], to: ActionStatus, fields: ActionFields = {}, opts: { from?: ActionStatus[]; now?: number } = {}): ActionRow[] {
     const sources = ACTION.sources(to).filter((s) => !opts.from || opts.from.includes(s));
     const { sets, values } = assignments(fields, ACTION_COLUMNS);
+    const own = Object.keys(moves[0]?.fields ?? {}) as (keyof ActionFields)[];
+    const ownSets = own.map((key, i) => `${ACTION_COLUMNS[key][0]} = json_extract(m.fields, '$[${i}]')`);
+    const rows = moves.map((m) => [m.contactId, m.index, own.map((key) => ACTION_COLUMNS[key][1](m.fields![key] as never))]);
     const lapsed = to === "running" ? " AND (status <> 'running' OR coalesce(lease_until, 0) <= ?)" : "";
     return this.atomically(() => {
-      const [moved] = this.sql
-        .exec(
-          `UPDATE actions SET ${["status = ?", ...sets].join(", ")} WHERE contact_id = ? AND idx = ? AND status IN (${sources.map(() => "?").join(", ")})${lapsed} RETURNING *`,
-          to,
-          ...values,
-          contactId,
-          index,
-          ...sources,
-          ...(lapsed ? [opts.now ?? Date.now()] : []),
-        )
-        .toArray();
-      if (!moved) return false;
+      const byKey = new Map(
+        this.sql
+          .exec(
+            // Materialized, so each move finds its action by key: a bare json_each would be read again for every action.
+            `WITH m AS MATERIALIZED (SELECT value ->> 0 AS contact_id, value ->> 1 AS idx, value -> 2 AS fields FROM json_each(?))
+             UPDATE actions SET ${["status = ?", ...sets, ...ownSets].join(", ")} FROM m
+             WHERE actions.contact_id = m.contact_id AND actions.idx = m.idx AND status IN (${sources.map(() => "?").join(", ")})${lapsed} RETURNING *`,
+            JSON.stringify(rows),
+            to,
+            ...values,
+            ...sources,
+            ...(lapsed ? [opts.now ?? Date.now()] : []),
+          )
+          .toArray()
+          .map((row) => [actionKey({ contactId: row.contact_id as string, index: Number(row.idx) }), toAction(row)]),
+      );
+      // Named twice, moved once.
+      const moved = [...new Set(moves.map(actionKey))].flatMap((key) => byKey.get(key) ?? []);
       const event = ACTION_EVENTS[to];
-      if (event) this.outbox.add(event, actionEventData(this.plan(), toAction(moved)));
-      if (LEAVES_INBOX.includes(to)) this.outbox.removeFromInbox(contactId, index);
-      return true;
+      if (event) this.outbox.addAll(moved.map((action) => ({ type: event, data: actionEventData(this.plan(), action) })));
+      if (LEAVES_INBOX.includes(to)) this.outbox.removeAllFromInbox(moved);
+      return moved;
     });
   }
+
 
   /** What the run's model calls cost: CONTRACT.md section 10's `usage`. */
   usage(): RunUsage {
