@@ -50,6 +50,18 @@ describe("POST /v1/approvals/decide: carrying out the approvals", () => {
     expect((await outbox(key, `?run_id=${runs[0]!.runId}`)).total).toBe(5);
   });
 
+  it("counts a day's taken slots from the deliveries_identity_day index alone, once per claim however full the day", async () => {
+    const { key, runs } = await pendingRuns(50, 1, 2);
+    const prepare = vi.spyOn(env.DB, "prepare");
+    await approveAll(key, runs);
+    const claim = prepare.mock.calls.map(([query]) => String(query)).find((query) => query.startsWith("WITH batch AS"))!;
+    prepare.mockRestore();
+    const plan = (await env.DB.prepare(`EXPLAIN QUERY PLAN ${claim}`).bind(...Array(11).fill(null)).all<{ detail: string }>()).results.map((r) => r.detail);
+    // An email claimed again finds its own held slot by its key, not by reading every delivery of the day.
+    expect(plan).toContain("SEARCH x USING COVERING INDEX deliveries_identity_day (identity_id=? AND send_day=?)");
+    expect(plan).toContain("SEARCH x USING INDEX deliveries_action_key (action_key=?)");
+  });
+
   it("gives the approved emails of runs decided at once the identity's free slots, and holds the rest for the next day", async () => {
     const { key, identity, runs } = await pendingRuns(3, 2, 2);
     const results = await approveAll(key, runs);

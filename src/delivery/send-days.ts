@@ -11,12 +11,16 @@ const HOLDS_SLOT = "x.status <> 'failed'";
 
 /**
  * The daily limit in SQL, one rule for the sends that take slots and the estimates that
- * predict them: the slots an identity's emails hold on a local day, leaving out those of the
- * action keys `besides` selects (the emails being claimed, whose own held slots are theirs),
- * and the identity's cap.
+ * predict them: the slots an identity's emails hold on a local day (read from the
+ * deliveries_identity_day index alone), and the identity's cap.
  */
-export const slotsTaken = (identity: string, day: string, besides?: string) =>
-  `(SELECT count(*) FROM deliveries x WHERE x.identity_id = ${identity} AND x.send_day = ${day} AND ${HOLDS_SLOT}${besides ? ` AND x.action_key NOT IN (${besides})` : ""})`;
+export const slotsTaken = (identity: string, day: string) =>
+  `(SELECT count(*) FROM deliveries x WHERE x.identity_id = ${identity} AND x.send_day = ${day} AND ${HOLDS_SLOT})`;
+
+/** `day, n`: the slots the deliveries of the action keys `keys` selects hold, per local day: emails claimed again, whose held slots are their own. */
+export const slotsHeldBy = (identity: string, keys: string) =>
+  `SELECT x.send_day AS day, count(*) AS n FROM deliveries x INDEXED BY deliveries_action_key
+     WHERE x.action_key IN (${keys}) AND x.identity_id = ${identity} AND ${HOLDS_SLOT} GROUP BY x.send_day`;
 
 /** The same count for many identities and days in one read: `identity_id, day, used` for each day from `fromDay` on that holds any slot. */
 export const slotsTakenSince = (identities: SQL, fromDay: string) =>

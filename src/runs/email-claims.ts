@@ -1,6 +1,6 @@
 import { messageIdDomain } from "../delivery/compose";
 import { SendError, transportOf } from "../delivery/email-sender";
-import { dailyCap, sendDays, slotsTaken } from "../delivery/send-days";
+import { dailyCap, sendDays, slotsHeldBy, slotsTaken } from "../delivery/send-days";
 import type { Env } from "../env";
 import type { D1Batcher } from "../lib/d1-batcher";
 import { newId } from "../lib/ids";
@@ -72,9 +72,10 @@ const CLAIM = `WITH batch AS (
   ready AS (
     SELECT b.*, c.workspace_id, row_number() OVER (ORDER BY b.k) - 1 AS n
     FROM batch b JOIN contacts c ON ${reachable({ contact: "b.contact_id", email: "b.email", profile: "NULL", triggeredAt: "?11", run: "?3" })}),
+  own AS MATERIALIZED (${slotsHeldBy("?5", "SELECT action_key FROM batch")}),
   days AS MATERIALIZED (
     SELECT j.key AS k, j.value AS day,
-      sum(max(${dailyCap("?5")} - ${slotsTaken("?5", "j.value", "SELECT action_key FROM batch")}, 0)) OVER (ORDER BY j.key) AS free_upto
+      sum(max(${dailyCap("?5")} - ${slotsTaken("?5", "j.value")} + coalesce((SELECT n FROM own WHERE own.day = j.value), 0), 0)) OVER (ORDER BY j.key) AS free_upto
     FROM json_each(?2) j),
   placed AS MATERIALIZED (SELECT ready.*, (SELECT day FROM days WHERE free_upto > ready.n ORDER BY k LIMIT 1) AS day FROM ready)
   INSERT INTO deliveries (id, workspace_id, action_key, run_id, agent_id, contact_id, action_index, action_type, identity_id, channel,
