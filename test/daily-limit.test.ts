@@ -1,9 +1,10 @@
 import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { localDay } from "../src/delivery/send-days";
 import { api, makeWorkspace, type Json } from "./helpers";
 import { makeContacts } from "./run-helpers";
-import { DAY, EMAIL_STEP, advance, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeIdentity, makeStepsAgent, startRun } from "./engine-helpers";
+import { DAY, EMAIL_STEP, advance, agentClosedUntilTomorrow, approve, contactOf, deliveryRows, drive, getRun, makeContact, makeIdentity, makeStepsAgent, runSql, runStub, startRun } from "./engine-helpers";
 
 const today = () => localDay(Date.now(), "UTC");
 const tomorrow = () => localDay(Date.now() + DAY, "UTC");
@@ -133,5 +134,25 @@ describe("an identity's daily limit", () => {
     expect(after.actions[0].status).toBe("invalidated");
     expect(await deliveryRows(runId, b.id, 0)).toEqual([]);
     expect(await sendDaysOf(identity.id)).toEqual([{ send_day: today(), status: "sent" }]);
+  });
+
+  it("keeps counting a retried email's slot when it went out before its process died: a new email of the same batch waits for tomorrow", async () => {
+    const { key, agent } = await limitedSender(1);
+    const [sent, fresh] = [await makeContact(key), await makeContact(key)];
+    const runId = await startRun(key, agent.id, [sent.id, fresh.id]);
+    expect((await approve(key, runId, sent.id, 0)).status).toBe(200);
+    // As if the object died after `sent` went out and before it recorded so: due again, behind
+    // `fresh`, approved and proposed earlier, in the same pass.
+    await runSql(runId, "UPDATE actions SET status = 'running', lease_until = ?, executed_at = NULL, result = NULL, proposed_at = 2000 WHERE contact_id = ?", Date.now() - 1, sent.id);
+    await runSql(runId, "UPDATE actions SET status = 'approved', proposed_at = 1000 WHERE contact_id = ?", fresh.id);
+    await runSql(runId, "UPDATE contacts SET status = 'processing', current_step = 0");
+    await runSql(runId, "UPDATE run SET status = 'running', completed_at = NULL");
+    await runInDurableObject(runStub(runId), (_object, state) => state.storage.setAlarm(Date.now()));
+    await runDurableObjectAlarm(runStub(runId));
+    await drive(runId);
+
+    const [[first], [second]] = [await deliveryRows(runId, sent.id, 0), await deliveryRows(runId, fresh.id, 0)];
+    expect(first).toMatchObject({ sendDay: today(), status: "sent" });
+    expect(second).toMatchObject({ sendDay: tomorrow(), status: "scheduled" });
   });
 });

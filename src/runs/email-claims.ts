@@ -64,15 +64,19 @@ export async function claimEmails(env: Env, writes: D1Batcher, spec: RunPlan, em
 // ?7 transport, ?8 today's status, ?9 today, ?10 Message-ID domain, ?11 trigger time.
 // `ready` numbers the emails that may go, in order; `days` sums each day's free slots, so the
 // n-th is `placed` on the first day whose running total passes n (none: no day has room). An
-// email's own held slot (a retry) is not counted against it.
+// email whose delivery is under way or done (`settled`: claimed before its process died) takes
+// no place and keeps counting against its day; only a held later slot (`scheduled`) is claimed
+// again, and that slot is not counted against it.
 const CLAIM = `WITH batch AS (
     SELECT j.key AS k, j.value ->> 'id' AS id, j.value ->> 'contact_id' AS contact_id, j.value ->> 'action_index' AS action_index,
       j.value ->> 'action_key' AS action_key, j.value ->> 'to' AS email, j.value ->> 'params' AS params
     FROM json_each(?1) j),
+  settled AS (SELECT action_key FROM deliveries WHERE action_key IN (SELECT action_key FROM batch) AND status <> 'scheduled'),
   ready AS (
     SELECT b.*, c.workspace_id, row_number() OVER (ORDER BY b.k) - 1 AS n
-    FROM batch b JOIN contacts c ON ${reachable({ contact: "b.contact_id", email: "b.email", profile: "NULL", triggeredAt: "?11", run: "?3" })}),
-  own AS MATERIALIZED (${slotsHeldBy("?5", "SELECT action_key FROM batch")}),
+    FROM batch b JOIN contacts c ON ${reachable({ contact: "b.contact_id", email: "b.email", profile: "NULL", triggeredAt: "?11", run: "?3" })}
+    WHERE b.action_key NOT IN (SELECT action_key FROM settled)),
+  own AS MATERIALIZED (${slotsHeldBy("?5", "SELECT action_key FROM ready")}),
   days AS MATERIALIZED (
     SELECT j.key AS k, j.value AS day,
       sum(max(${dailyCap("?5")} - ${slotsTaken("?5", "j.value")} + coalesce((SELECT n FROM own WHERE own.day = j.value), 0), 0)) OVER (ORDER BY j.key) AS free_upto
