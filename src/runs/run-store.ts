@@ -1,44 +1,33 @@
-import { ACTION, CONTACT, COUNT_BUCKET, emptyCounts, FINISHED_RUN_STATUSES, OPEN_ACTIONS, type ActionStatus, type ContactStatus, type RunCounts, type RunStatus } from "./machine";
-import { ACTION_COLUMNS, assignments, CONTACT_COLUMNS, MIGRATIONS, num, parse, toAction, toContact, type ActionFields, type ActionRow, type ContactFields, type ContactRow } from "./run-rows";
+import { ACTION, CONTACT, FINISHED_RUN_STATUSES, type ActionStatus, type ContactStatus, type RunStatus } from "./machine";
+import { ACTION_COLUMNS, assignments, CONTACT_COLUMNS, MIGRATIONS, toAction, type ActionFields, type ActionRow, type ContactFields } from "./run-rows";
 import { ACTION_EVENTS, actionEventData, contactStoppedData, inboxEntry, RUN_EVENTS, runEventData, RunOutbox } from "./run-events";
+import { actionKey, RunReads } from "./run-reads";
 import type { ContactSnapshot, RunPlan, RunSpec } from "./spec";
 
 /** Where a pending action can go: each takes it out of the approvals inbox. */
 const LEAVES_INBOX: ActionStatus[] = ["approved", "rejected", "invalidated", "cancelled"];
 
-export type RunUsage = { proposals: number; input_tokens: number; output_tokens: number };
-export type RunRow = { spec: RunPlan; status: RunStatus; createdAt: number; startedAt: number | null; completedAt: number | null; error: string | null };
+export { actionKey, type RunRow, type RunUsage } from "./run-reads";
 export type { ActionRow, ContactRow, Decision } from "./run-rows";
 
 /** One action of moveActions, with the fields only it gets. */
 export type ActionMove = { contactId: string; index: number; fields?: ActionFields };
 
-/** An action's key within its run. */
-export const actionKey = (a: { contactId: string; index: number }) => `${a.contactId}/${a.index}`;
-
 /**
- * Typed access to one run's SQLite storage. Every method is synchronous, so nothing
- * interleaves inside one; every status write is a compare-and-set from the states that
- * may move to the new one (src/runs/machine.ts), and the one place its webhook event is
- * written, in the same transaction: a move that lost its race emits nothing.
+ * Typed access to one run's SQLite storage: its reads (run-reads.ts) and every write. Every
+ * method is synchronous, so nothing interleaves inside one; every status write is a
+ * compare-and-set from the states that may move to the new one (src/runs/machine.ts), and
+ * the one place its webhook event is written, in the same transaction: a move that lost its
+ * race emits nothing.
  */
-export class RunStore {
+export class RunStore extends RunReads {
   readonly outbox: RunOutbox;
-  /** The plan never changes once a run starts: parsed once, not on every read. */
-  #plan: RunPlan | undefined;
-  /** Whether this object has tables at all: an object nobody started stores nothing. */
-  #ready: boolean;
   #inTransaction = false;
 
-  constructor(private readonly storage: DurableObjectStorage) {
+  constructor(storage: DurableObjectStorage) {
+    super(storage);
     this.outbox = new RunOutbox(storage.sql);
-    this.#ready = this.sql.exec("SELECT 1 FROM sqlite_master WHERE name = '_schema'").toArray().length > 0;
-    if (this.#ready) this.migrate();
-  }
-
-  /** For reads that belong to one caller (the run view's pages): writes go through the methods. */
-  get sql(): SqlStorage {
-    return this.storage.sql;
+    if (this.ready) this.migrate();
   }
 
   migrate(): void {
@@ -51,13 +40,13 @@ export class RunStore {
         this.sql.exec("INSERT INTO _schema (version) VALUES (?)", version + i + 1);
       }),
     );
-    this.#ready = true;
+    this.ready = true;
   }
 
   /** After `deleteAll()`: the object holds nothing again. */
   forget(): void {
-    this.#ready = false;
-    this.#plan = undefined;
+    this.ready = false;
+    this.planCache = undefined;
   }
 
   /**
@@ -72,25 +61,6 @@ export class RunStore {
     } finally {
       this.#inTransaction = false;
     }
-  }
-
-  run(): RunRow | null {
-    if (!this.#ready) return null;
-    const row = this.sql.exec("SELECT status, created_at, started_at, completed_at, error FROM run WHERE id = 1").toArray()[0];
-    if (!row) return null;
-    return {
-      spec: this.plan(),
-      status: row.status as RunStatus,
-      createdAt: Number(row.created_at),
-      startedAt: num(row.started_at),
-      completedAt: num(row.completed_at),
-      error: row.error as string | null,
-    };
-  }
-
-  /** The run's plan, of a run that has started: it never changes, so it is read once, and whoever needs only it need not read the run row. */
-  plan(): RunPlan {
-    return (this.#plan ??= parse<RunPlan>(this.sql.exec("SELECT spec FROM run WHERE id = 1").one().spec));
   }
 
   createRun(spec: RunSpec, now: number): void {
@@ -131,11 +101,6 @@ export class RunStore {
     this.sql.exec("UPDATE run SET version = version + 1, mirror_retry_at = NULL, mirror_failures = 0 WHERE id = 1");
   }
 
-  mirrorState(): { version: number; mirrorSeq: number; retryAt: number | null; failures: number } {
-    const row = this.sql.exec("SELECT version, mirror_seq, mirror_retry_at, mirror_failures FROM run WHERE id = 1").one();
-    return { version: Number(row.version), mirrorSeq: Number(row.mirror_seq), retryAt: num(row.mirror_retry_at), failures: Number(row.mirror_failures) };
-  }
-
   mirrored(version: number): void {
     this.sql.exec("UPDATE run SET mirror_seq = max(mirror_seq, ?), mirror_failures = 0, mirror_retry_at = NULL WHERE id = 1", version);
   }
@@ -160,34 +125,6 @@ export class RunStore {
       const event = RUN_EVENTS[status];
       if (cursor.rowsWritten > 0 && before !== status && event) this.outbox.add(event, runEventData(this, this.run()!), now);
     });
-  }
-
-  contact(contactId: string): ContactRow | null {
-    const row = this.sql.exec("SELECT * FROM contacts WHERE contact_id = ?", contactId).toArray()[0];
-    return row ? toContact(row) : null;
-  }
-
-  /** These contacts, in one read, by id. */
-  contactsAt(contactIds: string[]): Map<string, ContactRow> {
-    const rows = this.sql.exec("SELECT contacts.* FROM json_each(?) AS k JOIN contacts ON contacts.contact_id = k.value", JSON.stringify(contactIds));
-    return new Map(rows.toArray().map((row) => toContact(row)).map((c) => [c.contactId, c]));
-  }
-
-  /** The ids of contacts in these statuses, in trigger order: no row is parsed. */
-  contactIdsIn(statuses: readonly ContactStatus[]): string[] {
-    return this.sql.exec(`SELECT contact_id FROM contacts WHERE status IN (${statuses.map(() => "?").join(", ")}) ORDER BY position`, ...statuses).toArray().map((r) => r.contact_id as string);
-  }
-
-  /** Contacts whose next step is due, and proposals whose maker's lease lapsed; oldest first. */
-  dueContacts(now: number, limit: number): ContactRow[] {
-    // One indexed read per kind of due, rather than one OR that would scan every contact.
-    const read = (query: string) => this.sql.exec(query, now, limit).toArray().map(toContact);
-    const due = [
-      ...read("SELECT * FROM contacts WHERE status IN ('pending', 'waiting') AND next_step_at <= ? ORDER BY next_step_at LIMIT ?"),
-      ...read("SELECT * FROM contacts WHERE status = 'processing' AND lease_until <= ? ORDER BY lease_until LIMIT ?"),
-    ];
-    const at = (c: ContactRow) => c.nextStepAt ?? c.leaseUntil ?? 0;
-    return due.sort((a, b) => at(a) - at(b) || a.position - b.position).slice(0, limit);
   }
 
   /**
@@ -217,7 +154,6 @@ export class RunStore {
     });
   }
 
-
   /** Pushes these contacts' next step back to `until`, if they are still waiting for it (no status changes). */
   deferDue(contactIds: string[], until: number): void {
     if (contactIds.length === 0) return;
@@ -230,40 +166,6 @@ export class RunStore {
 
   setSnapshot(contactId: string, snapshot: ContactSnapshot | null): void {
     this.sql.exec("UPDATE contacts SET snapshot = ? WHERE contact_id = ?", JSON.stringify(snapshot), contactId);
-  }
-
-  action(contactId: string, index: number): ActionRow | null {
-    const row = this.sql.exec("SELECT * FROM actions WHERE contact_id = ? AND idx = ?", contactId, index).toArray()[0];
-    return row ? toAction(row) : null;
-  }
-
-  /** The actions at these keys, in one read, by `contactId/index` (actionKey). */
-  actionsAt(keys: { contactId: string; index: number }[]): Map<string, ActionRow> {
-    const rows = this.sql.exec(
-      "SELECT actions.* FROM json_each(?) AS k JOIN actions ON actions.contact_id = k.value ->> 0 AND actions.idx = k.value ->> 1",
-      JSON.stringify(keys.map((k) => [k.contactId, k.index])),
-    );
-    return new Map(rows.toArray().map((row) => toAction(row)).map((a) => [actionKey(a), a]));
-  }
-
-  actionForStep(contactId: string, stepIndex: number, round: number): ActionRow | null {
-    const row = this.sql.exec("SELECT * FROM actions WHERE contact_id = ? AND step_index = ? AND round = ?", contactId, stepIndex, round).toArray()[0];
-    return row ? toAction(row) : null;
-  }
-
-  actionsOf(contactId: string): ActionRow[] {
-    return this.sql.exec("SELECT * FROM actions WHERE contact_id = ? ORDER BY idx", contactId).toArray().map(toAction);
-  }
-
-  /** Actions ready to carry out: approved, scheduled and due, or running under a lapsed lease. */
-  dueActions(now: number, limit: number): ActionRow[] {
-    const read = (query: string, ...args: SqlStorageValue[]) => this.sql.exec(query, ...args, limit).toArray().map(toAction);
-    const due = [
-      ...read("SELECT * FROM actions WHERE status IN ('approved', 'auto_approved') ORDER BY proposed_at LIMIT ?"),
-      ...read("SELECT * FROM actions WHERE status = 'scheduled' AND scheduled_for <= ? ORDER BY scheduled_for LIMIT ?", now),
-      ...read("SELECT * FROM actions WHERE status = 'running' AND lease_until <= ? ORDER BY lease_until LIMIT ?", now),
-    ];
-    return due.sort((a, b) => a.proposedAt - b.proposedAt).slice(0, limit);
   }
 
   insertAction(action: Omit<ActionRow, "index" | "leaseUntil" | "attempts" | "originalParams" | "decidedAt" | "decision" | "scheduledFor" | "executedAt" | "result">): void {
@@ -344,51 +246,6 @@ export class RunStore {
     });
   }
 
-
-  /** What the run's model calls cost: CONTRACT.md section 10's `usage`. */
-  usage(): RunUsage {
-    const row = this.sql
-      .exec(
-        `SELECT count(generation) AS proposals, coalesce(sum(json_extract(generation, '$.input_tokens')), 0) AS input_tokens,
-           coalesce(sum(json_extract(generation, '$.output_tokens')), 0) AS output_tokens FROM actions`,
-      )
-      .one();
-    return { proposals: Number(row.proposals), input_tokens: Number(row.input_tokens), output_tokens: Number(row.output_tokens) };
-  }
-
-  /** Actions approved and not yet done: a run with any is not finished. */
-  openActionCount(): number {
-    return Number(this.sql.exec(`SELECT count(*) AS n FROM actions WHERE status IN (${OPEN_ACTIONS.map(() => "?").join(", ")})`, ...OPEN_ACTIONS).one().n);
-  }
-
-  counts(): RunCounts {
-    const counts = emptyCounts();
-    for (const row of this.sql.exec("SELECT status, count(*) AS n FROM actions GROUP BY status")) {
-      counts[COUNT_BUCKET[row.status as ActionStatus]] += Number(row.n);
-    }
-    return counts;
-  }
-
-  /** Whether any contact is in one of these statuses: an index probe, whatever the run's size. */
-  anyContactIn(statuses: readonly ContactStatus[]): boolean {
-    return this.sql.exec(`SELECT EXISTS (SELECT 1 FROM contacts WHERE status IN (${statuses.map(() => "?").join(", ")})) AS yes`, ...statuses).one().yes === 1;
-  }
-
-  /** The earliest time any step or action of this run is due, or null. */
-  nextWakeAt(): number | null {
-    const row = this.sql
-      .exec(
-        `SELECT
-           (SELECT min(next_step_at) FROM contacts WHERE status IN ('pending', 'waiting')) AS step,
-           (SELECT min(lease_until) FROM contacts WHERE status = 'processing') AS proposal,
-           (SELECT min(proposed_at) FROM actions WHERE status IN ('approved', 'auto_approved')) AS approved,
-           (SELECT min(scheduled_for) FROM actions WHERE status = 'scheduled') AS scheduled,
-           (SELECT min(coalesce(lease_until, 0)) FROM actions WHERE status = 'running') AS running`,
-      )
-      .one();
-    const times = Object.values(row).flatMap((t) => (t === null ? [] : [Number(t)]));
-    return times.length > 0 ? Math.min(...times) : null;
-  }
 }
 
 export const stepWait = (spec: RunPlan, stepIndex: number) => {
