@@ -156,7 +156,8 @@ export class RunObject extends DurableObject<Env> {
         decidable.push(item);
         return null;
       });
-      const moved = new Set(input.dryRun ? decidable.map(actionKey) : this.#store.moveActions(decidable, to, { decidedAt: now, decision }).map(actionKey));
+      if (!input.dryRun) for (const action of this.#store.moveActions(decidable, to, { decidedAt: now, decision })) named.set(actionKey(action), action);
+      const moved = new Set(decidable.map(actionKey).filter((key) => input.dryRun || named.get(key)!.status === to));
       if (kind === "reject" && !input.dryRun) for (const key of moved) this.#engine.stopContact(named.get(key)!.contactId, "rejected");
       return items.map((item, i): BulkOutcome => {
         if (answered[i]) return answered[i];
@@ -166,18 +167,18 @@ export class RunObject extends DurableObject<Env> {
       });
     });
     if (input.dryRun) return outcomes;
+    // As they stand now: the ones just approved as the move left them, the others as read.
     const approved = outcomes.filter((o) => o.status === "approved");
-    const toExecute = this.#store.actionsAt(approved);
     this.#deciding++;
     try {
-      await this.#engine.executeMany(approved.map((o) => toExecute.get(actionKey(o))!), now);
+      await this.#engine.executeMany(approved.map((o) => named.get(actionKey(o))!), now);
     } finally {
       this.#deciding--;
       await this.#settle();
     }
     // Approved and carried out (or on its way): the status it has now.
-    const after = this.#store.actionsAt(approved);
-    return outcomes.map((o) => (o.status === "approved" ? { ...o, status: after.get(actionKey(o))!.status } : o));
+    const after = this.#store.statusesAt(approved);
+    return outcomes.map((o) => (o.status === "approved" ? { ...o, status: after.get(actionKey(o))! } : o));
   }
 
   async reject(workspaceId: string, contactId: string, index: number, input: DecisionInput): Promise<DecisionResult> {

@@ -90,6 +90,15 @@ export class RunReads {
     return new Map(rows.toArray().map((row) => toAction(row)).map((a) => [actionKey(a), a]));
   }
 
+  /** The statuses of the actions at these keys, in one read, by actionKey: nothing else is parsed. */
+  statusesAt(keys: { contactId: string; index: number }[]): Map<string, ActionStatus> {
+    const rows = this.sql.exec(
+      "SELECT actions.contact_id, actions.idx, actions.status FROM json_each(?) AS k JOIN actions ON actions.contact_id = k.value ->> 0 AND actions.idx = k.value ->> 1",
+      JSON.stringify(keys.map((k) => [k.contactId, k.index])),
+    );
+    return new Map(rows.toArray().map((r) => [actionKey({ contactId: r.contact_id as string, index: Number(r.idx) }), r.status as ActionStatus]));
+  }
+
   actionForStep(contactId: string, stepIndex: number, round: number): ActionRow | null {
     const row = this.sql.exec("SELECT * FROM actions WHERE contact_id = ? AND step_index = ? AND round = ?", contactId, stepIndex, round).toArray()[0];
     return row ? toAction(row) : null;
