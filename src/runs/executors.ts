@@ -94,7 +94,7 @@ export async function executeAction(env: Env, writes: D1Batcher, spec: RunPlan, 
  * A later day's slot the action held under the daily limit is given back: it never left.
  */
 export async function findDone(env: Env, spec: RunPlan, action: ActionRow): Promise<{ done: ActionParams } | { unconfirmed: string } | null> {
-  const actionKey = `${spec.runId}/${action.contactId}/${action.index}`;
+  const actionKey = actionKeyOf(spec, action);
   if (action.type === "create_note") {
     const note = await env.DB.prepare(`SELECT id FROM notes WHERE action_key = ?`).bind(actionKey).first<{ id: string }>();
     return note ? { done: { note_id: note.id } } : null;
@@ -116,7 +116,7 @@ const releaseHeld = (env: Env, actionKey: string) => env.DB.prepare(`DELETE FROM
 export async function giveUpDelivery(env: Env, spec: RunPlan, action: ActionRow, error: string): Promise<void> {
   if (action.type !== "email_message") return;
   await env.DB.prepare(`UPDATE deliveries SET status = 'failed', error = ?2, updated_at = ?3 WHERE action_key = ?1 AND status = 'scheduled'`)
-    .bind(`${spec.runId}/${action.contactId}/${action.index}`, error, Date.now())
+    .bind(actionKeyOf(spec, action), error, Date.now())
     .run();
 }
 
