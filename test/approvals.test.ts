@@ -81,7 +81,13 @@ describe("GET /v1/approvals", () => {
   });
 
   it("stays equal to the run objects' truth through decisions, races, stops, cancels and deletions", async () => {
-    const { key, ids, emails, notes, noter } = await twoRuns();
+    const { key, workspaceId, ids, emails, notes, noter } = await twoRuns();
+    // The unfiltered total is the workspace's count, which triggers keep with each entry.
+    const expectCounted = async () => {
+      const counts = await env.DB.prepare("SELECT (SELECT pending FROM inboxes WHERE workspace_id = ?1) AS pending, (SELECT count(*) FROM approvals WHERE workspace_id = ?1) AS entries").bind(workspaceId).first<Json>();
+      expect(counts!.pending).toBe(counts!.entries);
+      expect((await inbox(key)).total).toBe(counts!.entries);
+    };
     // Races: approve and reject the same action at once; one wins.
     await Promise.all([approve(key, emails, ids[0]!, 0), reject(key, emails, ids[0]!, 0), approve(key, notes, ids[0]!, 0)]);
     // A stop: Bo replies, which takes his pending actions back in both runs.
@@ -90,6 +96,7 @@ describe("GET /v1/approvals", () => {
     await drive(notes);
     expect(keysOf((await inbox(key)).approvals)).toStrictEqual(await pendingInRuns(key, [emails, notes]));
     expect((await inbox(key)).total).toBe(2);
+    await expectCounted();
 
     // A cancel empties its run's entries; deleting the agent takes the rest with its runs.
     expect((await cancel(key, emails)).status).toBe(200);
@@ -98,6 +105,7 @@ describe("GET /v1/approvals", () => {
     expect((await api(`/v1/agents/${noter.id}`, { method: "DELETE", key })).status).toBe(200);
     expect((await inbox(key)).total).toBe(0);
     expect((await env.DB.prepare("SELECT count(*) AS n FROM approvals WHERE run_id IN (?, ?)").bind(emails, notes).first<Json>())!.n).toBe(0);
+    await expectCounted();
   });
 });
 

@@ -450,3 +450,16 @@ export const approvals = sqliteTable(
     index("approvals_identity_queue").on(t.identityId, t.type, t.proposedAt, t.runId, t.contactId, t.actionIndex),
   ],
 );
+
+/**
+ * Each workspace's inbox in one row, kept by triggers (migration 0015) in the statement that
+ * makes each change: `pending` counts its entries, so the unfiltered inbox reads its total
+ * here instead of counting the index; `version` moves with every change a page of the inbox
+ * depends on (an entry added or removed, a delivery taking or freeing a send slot, a sender's
+ * daily limit), so a page read at one version stands for as long as the version does.
+ */
+export const inboxes = sqliteTable("inboxes", {
+  workspaceId: text("workspace_id").primaryKey(),
+  pending: integer("pending").notNull(),
+  version: integer("version").notNull(),
+});
