@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { readInbox } from "../src/approvals/inbox-read";
-import { createDb } from "../src/db/client";
+import { InboxCache } from "../src/approvals/inbox-cache";
+import { readInbox, type InboxPage } from "../src/approvals/inbox-read";
 import { api, makeWorkspace, type Json } from "./helpers";
-import { DAY, EMAIL_STEP, approve, drive, makeContact, makeIdentity, makeStepsAgent, startRun } from "./engine-helpers";
+import { DAY, EMAIL_STEP, approve, drive, makeContact, makeIdentity, makeStepsAgent, reject, startRun } from "./engine-helpers";
 
 const nextUtcMidnight = (days: number) => {
   const at = new Date();
@@ -33,7 +33,7 @@ async function queuedSender() {
   const contacts = [await makeContact(key), await makeContact(key), await makeContact(key), await makeContact(key)];
   const runs = [await startRun(key, first.id, [contacts[0]!.id, contacts[1]!.id]), await startRun(key, second.id, [contacts[2]!.id, contacts[3]!.id])];
   for (const runId of [sentRun, ...runs]) await drive(runId);
-  return { key, workspaceId, second, runs };
+  return { key, workspaceId, identity, first, second, runs };
 }
 
 describe("GET /v1/approvals: estimated_send_at", () => {
@@ -64,16 +64,71 @@ describe("GET /v1/approvals: estimated_send_at", () => {
   it("answers a page, its total and its senders' estimates in one D1 round trip", async () => {
     const { workspaceId } = await queuedSender();
     const { d1, roundTrips } = countingD1(env.DB);
-    const { entries, total } = await readInbox(createDb(d1), d1, workspaceId, { limit: 3, offset: 1 });
+    const { entries, total } = await readInbox(d1, workspaceId, { limit: 3, offset: 1 });
     expect(total).toBe(4);
     expect(entries.map((e) => e.action.estimated_send_at)).toStrictEqual([nextUtcMidnight(1), nextUtcMidnight(1), nextUtcMidnight(2)]);
     expect(roundTrips()).toBe(1);
   });
 });
 
-/** A D1 binding that counts its round trips: each batch, and each statement run on its own. */
+describe("GET /v1/approvals: pages held by the isolate", () => {
+  const firstPage = { limit: 20, offset: 0 };
+
+  it("answers a page read before with one read of the inbox version while nothing on it has changed", async () => {
+    const { workspaceId } = await queuedSender();
+    const cache = new InboxCache<InboxPage>();
+    const { d1, queries } = countingD1(env.DB);
+    const now = Date.now();
+    const first = await readInbox(d1, workspaceId, firstPage, now, cache);
+    expect(await readInbox(d1, workspaceId, firstPage, now, cache)).toStrictEqual(first);
+    expect(queries()).toHaveLength(2);
+    expect(queries()[1]).toBe("SELECT version FROM inboxes WHERE workspace_id = ?");
+    // Another page, or another workspace's, is its own.
+    await readInbox(d1, workspaceId, { ...firstPage, offset: 1 }, now, cache);
+    await readInbox(d1, (await makeWorkspace()).workspaceId, firstPage, now, cache);
+    expect(queries().slice(2).map((q) => q.startsWith("WITH page"))).toStrictEqual([true, true]);
+  });
+
+  it("reads the page again after every change it shows: entries, deliveries' send slots, the sender's limit", async () => {
+    const { key, workspaceId, identity, first, second, runs } = await queuedSender();
+    const cache = new InboxCache<InboxPage>();
+    const now = Date.now();
+    // Each change must show in a page held from before it, exactly as a page read afresh shows it.
+    let shown = await readInbox(env.DB, workspaceId, firstPage, now, cache);
+    const expectSeen = async (change: string) => {
+      const held = await readInbox(env.DB, workspaceId, firstPage, now, cache);
+      expect(held, change).toStrictEqual(await readInbox(env.DB, workspaceId, firstPage, now, new InboxCache()));
+      expect(held, change).not.toStrictEqual(shown);
+      shown = held;
+    };
+    const sql = (query: string, ...values: unknown[]) => env.DB.prepare(query).bind(...values).run();
+
+    expect((await api(`/v1/identities/${identity.id}`, { method: "PATCH", key, body: { daily_limit: 3 } })).status).toBe(200);
+    await expectSeen("a higher daily limit");
+    const automatic = await makeStepsAgent(key, [{ ...EMAIL_STEP, require_approval: false }], { identity_id: identity.id });
+    await startRun(key, automatic.id, [(await makeContact(key)).id], "completed");
+    await expectSeen("an email sent without approval takes today's slot");
+    await sql("UPDATE deliveries SET status = 'failed' WHERE agent_id = ?", automatic.id);
+    await expectSeen("a failed email frees its slot");
+    await sql("DELETE FROM deliveries WHERE identity_id = ? AND status <> 'failed'", identity.id);
+    await expectSeen("a removed delivery frees its slot");
+    expect((await reject(key, runs[1]!, shown.entries.at(-1)!.contact_id, 0)).status).toBe(200);
+    await drive(runs[1]!);
+    await expectSeen("a rejection removes its entry");
+    await startRun(key, second.id, [(await makeContact(key)).id]);
+    await expectSeen("a proposal adds its entry");
+    // A deleted sender leaves its pending emails to the default daily limit.
+    const other = await makeIdentity(key, { email_address: `other-${crypto.randomUUID().slice(0, 8)}@cairn.example` });
+    for (const agent of [first, second, automatic]) expect((await api(`/v1/agents/${agent.id}`, { method: "PATCH", key, body: { identity_id: other.id } })).status).toBe(200);
+    expect((await api(`/v1/identities/${identity.id}`, { method: "DELETE", key })).status).toBe(200);
+    await expectSeen("a deleted sender");
+  });
+});
+
+/** A D1 binding that counts its round trips (each batch, and each statement run on its own) and keeps the SQL it was given. */
 function countingD1(db: D1Database) {
   let trips = 0;
+  const sql: string[] = [];
   const counted = (statement: D1PreparedStatement): D1PreparedStatement => {
     for (const method of ["all", "first", "run", "raw"] as const) {
       const original = statement[method].bind(statement) as (...args: unknown[]) => unknown;
@@ -83,8 +138,8 @@ function countingD1(db: D1Database) {
     return Object.assign(statement, { bind: (...values: unknown[]) => counted(bind(...values)) });
   };
   const d1 = {
-    prepare: (query: string) => counted(db.prepare(query)),
+    prepare: (query: string) => (sql.push(query), counted(db.prepare(query))),
     batch: (statements: D1PreparedStatement[]) => (trips++, db.batch(statements)),
   } as unknown as D1Database;
-  return { d1, roundTrips: () => trips };
+  return { d1, roundTrips: () => trips, queries: () => sql };
 }

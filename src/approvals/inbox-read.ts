@@ -1,12 +1,12 @@
 import { and, asc, eq, lt, sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/client";
-import { approvals } from "../db/schema";
+import { approvals, inboxes } from "../db/schema";
 import { freeSlots } from "../delivery/estimate";
 import { dailyCap, localDay, sendDays, slotsTakenSince } from "../delivery/send-days";
-import { prepare, rowsOf } from "../lib/d1";
+import { prepare } from "../lib/d1";
 import { iso } from "../lib/time";
 import type { SendWindow } from "../runs/send-window";
 import type { InboxQuery } from "../schemas/approvals";
+import { InboxCache } from "./inbox-cache";
 
 /** The inbox's conditions: the workspace's pending actions, narrowed by the query. */
 export function inboxWhere(workspaceId: string, query: InboxQuery): SQL {
@@ -21,86 +21,131 @@ export function inboxWhere(workspaceId: string, query: InboxQuery): SQL {
 /** Oldest first; ties in a fixed order, so pages never overlap. */
 export const INBOX_ORDER = [asc(approvals.proposedAt), asc(approvals.runId), asc(approvals.contactId), asc(approvals.actionIndex)];
 
+/** The inbox's total: an unfiltered inbox reads its workspace's count, a filtered one counts its index range. */
+function inboxTotal(workspaceId: string, query: InboxQuery, where: SQL): SQL {
+  const filtered = query.agent_id || query.run_id || query.type || query.proposed_before;
+  return filtered
+    ? sql`(SELECT count(*) FROM ${approvals} WHERE ${where})`
+    : sql`coalesce((SELECT pending FROM ${inboxes} WHERE workspace_id = ${workspaceId}), 0)`;
+}
+
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-type EntryRow = {
+type Entry = {
   run_id: string;
   agent_id: string;
   contact_id: string;
   action_index: number;
+  contact: Record<string, unknown>;
+  action: Record<string, unknown>;
+  /** A pending email's sender, its send window, and its place among the sender's pending emails, oldest first; null for the rest. */
   identity_id: string | null;
-  send_window: string | null;
-  action: string;
-  contact: string;
-  /** A pending email's place among its identity's pending emails, oldest first; null for the rest. */
+  send_window: SendWindow | null;
   place: number | null;
-  /** The sender's daily limit, and the slots its local days from yesterday on hold (`{day: used}` JSON). */
-  cap: number;
-  taken: string | null;
 };
+/** Each sender on the page: its daily limit, and the slots its local days from yesterday on hold. */
+type Sender = { cap: number; taken: Record<string, number> };
+/** A page as D1 holds it, at the inbox version it was read at: everything but `now`'s estimates. */
+export type InboxPage = { version: number; total: number; entries: Entry[]; senders: Record<string, Sender> };
+
+type PageQuery = InboxQuery & { limit: number; offset: number };
+
+export const inboxCache = new InboxCache<InboxPage>();
+
+/** One page of the inbox and its total, each pending email with its `estimated_send_at` as of `now`. */
+export async function readInbox(d1: D1Database, workspaceId: string, query: PageQuery, now = Date.now(), cache = inboxCache) {
+  const page = await currentPage(d1, workspaceId, query, now, cache);
+  const estimate = sendEstimates(page, now);
+  return {
+    entries: page.entries.map(({ run_id, agent_id, contact_id, action_index, contact, action, ...email }) => ({
+      run_id,
+      agent_id,
+      contact_id,
+      action_index,
+      contact,
+      action: { ...action, estimated_send_at: estimate(email) },
+    })),
+    total: page.total,
+  };
+}
 
 /**
- * One page of the inbox and its total in one D1 round trip. A pending email's place among
- * its identity's pending emails says which free send slot it would take if the inbox were
- * approved in order: its `estimated_send_at`. Places are ranked in one pass over each
- * sender's queue up to its last email on the page (read from approvals_identity_queue alone),
- * never counted row by row; the slots its days hold come with the page.
+ * The page as this isolate holds it, once one D1 read of the workspace's inbox version says
+ * nothing it depends on has changed since it was read; else the page read again, in one D1
+ * round trip, and held.
  */
-export async function readInbox(db: Db, d1: D1Database, workspaceId: string, query: InboxQuery & { limit: number; offset: number }, now = Date.now()) {
+async function currentPage(d1: D1Database, workspaceId: string, query: PageQuery, now: number, cache: InboxCache<InboxPage>): Promise<InboxPage> {
+  const key = JSON.stringify([workspaceId, query.limit, query.offset, query.agent_id, query.run_id, query.type, query.proposed_before]);
+  const held = cache.get(key);
+  if (held && held.version === (await inboxVersion(d1, workspaceId))) return held.page;
+  const text = await readPage(d1, workspaceId, query, now);
+  const page = JSON.parse(text) as InboxPage;
+  cache.set(key, page.version, page, text.length);
+  return page;
+}
+
+const inboxVersion = async (d1: D1Database, workspaceId: string) =>
+  (await d1.prepare("SELECT version FROM inboxes WHERE workspace_id = ?").bind(workspaceId).first<{ version: number }>())?.version ?? 0;
+
+/**
+ * An entry as JSON text (`a` its row, `queue` its place), its stored action and contact spliced
+ * in as they are: SQLite's json() would parse and write again each entry's kilobyte on every read.
+ */
+const ENTRY_JSON = sql.raw(`'{"run_id":' || json_quote(a.run_id) || ',"agent_id":' || json_quote(a.agent_id)
+  || ',"contact_id":' || json_quote(a.contact_id) || ',"action_index":' || a.action_index
+  || ',"identity_id":' || json_quote(a.identity_id) || ',"send_window":' || coalesce(a.send_window, 'null')
+  || ',"place":' || coalesce(queue.place, 'null') || ',"contact":' || a.contact || ',"action":' || a.action || '}'`);
+
+/**
+ * A page, its total and the inbox version they were read at, in one D1 statement that SQLite
+ * answers as one JSON document (D1 hands back one value rather than a row of columns per
+ * entry). A pending email's place among its identity's pending emails says which free send
+ * slot it would take if the inbox were approved in order: its `estimated_send_at`. Places are
+ * ranked in one pass over each sender's queue up to its last email on the page (read from
+ * approvals_identity_queue alone), never counted row by row; the slots its days hold come with
+ * the page.
+ */
+async function readPage(d1: D1Database, workspaceId: string, query: PageQuery, now: number): Promise<string> {
   const where = inboxWhere(workspaceId, query);
-  // The page's keys, narrow; approvals_workspace_order holds the whole inbox order, so no sort.
-  const page = db
-    .select({ run_id: approvals.runId, contact_id: approvals.contactId, action_index: approvals.actionIndex, identity_id: approvals.identityId, type: approvals.type, proposed_at: approvals.proposedAt })
-    .from(approvals)
-    .where(where)
-    .orderBy(...INBOX_ORDER)
-    .limit(query.limit)
-    .offset(query.offset);
-  const [entries, totals] = await d1.batch([
-    prepare(
-      d1,
-      sql`WITH page AS ${page},
+  // approvals_workspace_order holds the whole inbox order, so the page is read in order, never sorted.
+  const row = await prepare(
+    d1,
+    sql`WITH page AS (SELECT run_id, contact_id, action_index, identity_id, type, proposed_at FROM ${approvals}
+          WHERE ${where} ORDER BY ${sql.join(INBOX_ORDER, sql`, `)} LIMIT ${query.limit} OFFSET ${query.offset}),
         senders AS (SELECT identity_id, max(proposed_at) AS upto FROM page WHERE type = 'email_message' AND identity_id IS NOT NULL GROUP BY identity_id),
         queue AS (SELECT e.run_id, e.contact_id, e.action_index,
             row_number() OVER (PARTITION BY e.identity_id ORDER BY e.proposed_at, e.run_id, e.contact_id, e.action_index) - 1 AS place
           FROM senders JOIN approvals e ON e.identity_id = senders.identity_id AND e.type = 'email_message' AND e.proposed_at <= senders.upto),
-        taken AS (SELECT identity_id, json_group_object(day, used) AS days
-          FROM (${slotsTakenSince(sql`SELECT identity_id FROM senders`, localDay(now - DAY_MS, "UTC"))}) GROUP BY identity_id)
-      SELECT a.run_id, a.agent_id, a.contact_id, a.action_index, a.identity_id, a.send_window, a.action, a.contact,
-        queue.place, ${sql.raw(dailyCap("a.identity_id"))} AS cap, taken.days AS taken
-      FROM page JOIN approvals a USING (run_id, contact_id, action_index)
-        LEFT JOIN queue USING (run_id, contact_id, action_index) LEFT JOIN taken ON taken.identity_id = a.identity_id
-      ORDER BY page.proposed_at, page.run_id, page.contact_id, page.action_index`,
-    ),
-    prepare(d1, sql`SELECT count(*) AS total FROM ${approvals} WHERE ${where}`),
-  ]);
-  const rows = rowsOf<EntryRow>(entries);
-  const slots = emailSlots(rows, now);
-  return {
-    entries: rows.map((row) => ({
-      run_id: row.run_id,
-      agent_id: row.agent_id,
-      contact_id: row.contact_id,
-      action_index: row.action_index,
-      contact: JSON.parse(row.contact) as Record<string, unknown>,
-      action: { ...(JSON.parse(row.action) as Record<string, unknown>), estimated_send_at: row.place === null ? null : iso(slots.get(row.identity_id!)?.[row.place] ?? null) },
-    })),
-    total: rowsOf<{ total: number }>(totals)[0]!.total,
-  };
+        taken AS (${slotsTakenSince(sql`SELECT identity_id FROM senders`, localDay(now - DAY_MS, "UTC"))})
+      SELECT '{"version":' || coalesce((SELECT version FROM ${inboxes} WHERE workspace_id = ${workspaceId}), 0)
+        || ',"total":' || ${inboxTotal(workspaceId, query, where)}
+        || ',"entries":[' || coalesce((SELECT group_concat(${ENTRY_JSON}, ',' ORDER BY page.proposed_at, page.run_id, page.contact_id, page.action_index)
+            FROM page JOIN approvals a USING (run_id, contact_id, action_index) LEFT JOIN queue USING (run_id, contact_id, action_index)), '')
+        || '],"senders":' || coalesce((SELECT json_group_object(identity_id, json_object('cap', ${sql.raw(dailyCap("senders.identity_id"))},
+            'taken', (SELECT json_group_object(day, used) FROM taken WHERE taken.identity_id = senders.identity_id))) FROM senders), '{}')
+        || '}' AS page`,
+  ).first<{ page: string }>();
+  return row!.page;
 }
 
-/** Each sending identity's free slots, as many as its furthest email on the page needs. */
-function emailSlots(rows: EntryRow[], now: number): Map<string, number[]> {
-  const furthest = new Map<string, { row: EntryRow; count: number }>();
-  for (const row of rows) {
-    if (row.place === null || !row.identity_id) continue;
-    furthest.set(row.identity_id, { row, count: Math.max(furthest.get(row.identity_id)?.count ?? 0, row.place + 1) });
-  }
-  return new Map(
-    [...furthest].map(([identityId, { row, count }]) => {
-      const window = row.send_window === null ? null : (JSON.parse(row.send_window) as SendWindow);
-      const taken = JSON.parse(row.taken ?? "{}") as Record<string, number>;
-      return [identityId, freeSlots(sendDays(window, now), (day) => taken[day] ?? 0, row.cap, count)];
-    }),
-  );
+/**
+ * When each email on the page would go out: the free slot its place takes among its sender's
+ * days under its send window, worked out once per sender and window, as far as the page needs.
+ */
+function sendEstimates({ entries, senders }: InboxPage, now: number) {
+  const queueOf = ({ identity_id, send_window }: Pick<Entry, "identity_id" | "send_window">) => `${identity_id} ${JSON.stringify(send_window)}`;
+  const needed = new Map<string, number>();
+  for (const e of entries) if (e.place !== null) needed.set(queueOf(e), Math.max(needed.get(queueOf(e)) ?? 0, e.place + 1));
+  const slots = new Map<string, number[]>();
+  return (email: Pick<Entry, "identity_id" | "send_window" | "place">): string | null => {
+    if (email.place === null || email.identity_id === null) return null;
+    const key = queueOf(email);
+    let free = slots.get(key);
+    if (!free) {
+      const { cap, taken } = senders[email.identity_id]!;
+      free = freeSlots(sendDays(email.send_window, now), (day) => taken[day] ?? 0, cap, needed.get(key)!);
+      slots.set(key, free);
+    }
+    return iso(free[email.place] ?? null);
+  };
 }

@@ -16,7 +16,7 @@ export const approvals = new Hono<AppEnv>()
     success: { status: 200, description: "Every pending action of the workspace, oldest first, from D1's inbox index", schema: ApprovalList },
   }), requireScope("agents:read"), validate("query", ListApprovalsQuery), async (c) => {
     const query = c.req.valid("query");
-    const { entries, total } = await readInbox(c.var.db, c.env.DB, c.var.auth.workspaceId, query);
+    const { entries, total } = await readInbox(c.env.DB, c.var.auth.workspaceId, query);
     return c.json({ status: "success", approvals: entries, total, limit: query.limit, offset: query.offset });
   })
 
