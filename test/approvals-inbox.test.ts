@@ -73,6 +73,9 @@ describe("GET /v1/approvals: estimated_send_at", () => {
 
 describe("GET /v1/approvals: pages held by the isolate", () => {
   const firstPage = { limit: 20, offset: 0 };
+  // Which statement each D1 read was: a page read, or the check of a held page's version.
+  const kinds = (statements: string[]) =>
+    statements.map((q) => (q.startsWith("WITH page") ? "page" : q === "SELECT version FROM inboxes WHERE workspace_id = ?" ? "version" : q));
 
   it("answers a page read before with one read of the inbox version while nothing on it has changed", async () => {
     const { workspaceId } = await queuedSender();
@@ -81,12 +84,33 @@ describe("GET /v1/approvals: pages held by the isolate", () => {
     const now = Date.now();
     const first = await readInbox(d1, workspaceId, firstPage, now, cache);
     expect(await readInbox(d1, workspaceId, firstPage, now, cache)).toStrictEqual(first);
-    expect(queries()).toHaveLength(2);
-    expect(queries()[1]).toBe("SELECT version FROM inboxes WHERE workspace_id = ?");
+    // Every request that reads a held page shares it: none may change it for the others.
+    expect(Object.isFrozen(first.entries[0]!.contact)).toBe(true);
+    // A delivery the provider confirms holds its slot as before: the page stands.
+    await env.DB.prepare("UPDATE deliveries SET status = 'delivered' WHERE workspace_id = ? AND status = 'sent'").bind(workspaceId).run();
+    expect(await readInbox(d1, workspaceId, firstPage, now, cache)).toStrictEqual(first);
+    expect(kinds(queries())).toStrictEqual(["page", "version", "version"]);
     // Another page, or another workspace's, is its own.
     await readInbox(d1, workspaceId, { ...firstPage, offset: 1 }, now, cache);
     await readInbox(d1, (await makeWorkspace()).workspaceId, firstPage, now, cache);
-    expect(queries().slice(2).map((q) => q.startsWith("WITH page"))).toStrictEqual([true, true]);
+    expect(kinds(queries()).slice(3)).toStrictEqual(["page", "page"]);
+  });
+
+  it("reads a page whose inbox keeps moving straight away, one round trip each, until it stands still", async () => {
+    const { key, workspaceId, identity } = await queuedSender();
+    const cache = new InboxCache<InboxPage>();
+    const { d1, queries, roundTrips } = countingD1(env.DB);
+    const read = () => readInbox(d1, workspaceId, firstPage, Date.now(), cache);
+    const limit = async (daily_limit: number) => expect((await api(`/v1/identities/${identity.id}`, { method: "PATCH", key, body: { daily_limit } })).status).toBe(200);
+    await read();
+    await limit(3);
+    await read(); // checked, found moved, read again
+    await limit(4);
+    await read(); // read straight away: moved again
+    await read(); // read straight away: where it was left
+    await read(); // checked: stands
+    expect(kinds(queries())).toStrictEqual(["page", "version", "page", "page", "page", "version"]);
+    expect(roundTrips()).toBe(6);
   });
 
   it("reads the page again after every change it shows: entries, deliveries' send slots, the sender's limit", async () => {
@@ -100,18 +124,24 @@ describe("GET /v1/approvals: pages held by the isolate", () => {
       expect(held, change).toStrictEqual(await readInbox(env.DB, workspaceId, firstPage, now, new InboxCache()));
       expect(held, change).not.toStrictEqual(shown);
       shown = held;
+      // The inbox moved, so the page was marked to be read straight away: one more read finds it
+      // standing still, and the next change is caught by the version check alone.
+      await readInbox(env.DB, workspaceId, firstPage, now, cache);
     };
     const sql = (query: string, ...values: unknown[]) => env.DB.prepare(query).bind(...values).run();
 
-    expect((await api(`/v1/identities/${identity.id}`, { method: "PATCH", key, body: { daily_limit: 3 } })).status).toBe(200);
-    await expectSeen("a higher daily limit");
+    // Two a day, one sent today: the four pending emails go out now, tomorrow, tomorrow, the day after.
     const automatic = await makeStepsAgent(key, [{ ...EMAIL_STEP, require_approval: false }], { identity_id: identity.id });
     await startRun(key, automatic.id, [(await makeContact(key)).id], "completed");
-    await expectSeen("an email sent without approval takes today's slot");
+    await expectSeen("an email sent without approval takes today's last slot");
+    await sql("UPDATE deliveries SET send_day = ? WHERE agent_id = ?", nextUtcMidnight(1).slice(0, 10), automatic.id);
+    await expectSeen("a sent email counted against tomorrow instead");
     await sql("UPDATE deliveries SET status = 'failed' WHERE agent_id = ?", automatic.id);
     await expectSeen("a failed email frees its slot");
     await sql("DELETE FROM deliveries WHERE identity_id = ? AND status <> 'failed'", identity.id);
     await expectSeen("a removed delivery frees its slot");
+    expect((await api(`/v1/identities/${identity.id}`, { method: "PATCH", key, body: { daily_limit: 3 } })).status).toBe(200);
+    await expectSeen("a higher daily limit");
     expect((await reject(key, runs[1]!, shown.entries.at(-1)!.contact_id, 0)).status).toBe(200);
     await drive(runs[1]!);
     await expectSeen("a rejection removes its entry");

@@ -8,26 +8,21 @@ import type { SendWindow } from "../runs/send-window";
 import type { InboxQuery } from "../schemas/approvals";
 import { InboxCache } from "./inbox-cache";
 
-/** The inbox's conditions: the workspace's pending actions, narrowed by the query. */
-export function inboxWhere(workspaceId: string, query: InboxQuery): SQL {
+/** What narrows the inbox to the query: the workspace first, then each filter given. */
+function inboxConditions(workspaceId: string, query: InboxQuery): SQL[] {
   const where: SQL[] = [eq(approvals.workspaceId, workspaceId)];
   if (query.agent_id) where.push(eq(approvals.agentId, query.agent_id));
   if (query.run_id) where.push(eq(approvals.runId, query.run_id));
   if (query.type) where.push(eq(approvals.type, query.type));
   if (query.proposed_before) where.push(lt(approvals.proposedAt, new Date(query.proposed_before)));
-  return and(...where)!;
+  return where;
 }
+
+/** The inbox's conditions: the workspace's pending actions, narrowed by the query. */
+export const inboxWhere = (workspaceId: string, query: InboxQuery): SQL => and(...inboxConditions(workspaceId, query))!;
 
 /** Oldest first; ties in a fixed order, so pages never overlap. */
 export const INBOX_ORDER = [asc(approvals.proposedAt), asc(approvals.runId), asc(approvals.contactId), asc(approvals.actionIndex)];
-
-/** The inbox's total: an unfiltered inbox reads its workspace's count, a filtered one counts its index range. */
-function inboxTotal(workspaceId: string, query: InboxQuery, where: SQL): SQL {
-  const filtered = query.agent_id || query.run_id || query.type || query.proposed_before;
-  return filtered
-    ? sql`(SELECT count(*) FROM ${approvals} WHERE ${where})`
-    : sql`coalesce((SELECT pending FROM ${inboxes} WHERE workspace_id = ${workspaceId}), 0)`;
-}
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -45,7 +40,7 @@ type Entry = {
 };
 /** Each sender on the page: its daily limit, and the slots its local days from yesterday on hold. */
 type Sender = { cap: number; taken: Record<string, number> };
-/** A page as D1 holds it, at the inbox version it was read at: everything but `now`'s estimates. */
+/** A page as D1 holds it, at the inbox version it was read at: everything but `now`'s estimates. Shared by every request that reads it, so frozen. */
 export type InboxPage = { version: number; total: number; entries: Entry[]; senders: Record<string, Sender> };
 
 type PageQuery = InboxQuery & { limit: number; offset: number };
@@ -69,45 +64,46 @@ export async function readInbox(d1: D1Database, workspaceId: string, query: Page
   };
 }
 
-/**
- * The page as this isolate holds it, once one D1 read of the workspace's inbox version says
- * nothing it depends on has changed since it was read; else the page read again, in one D1
- * round trip, and held.
- */
+// The page held for this query, once one read of the workspace's inbox version says it still
+// stands; else read again (one round trip) and held. A page whose inbox was moving when last
+// read is read again straight away, so a busy inbox never pays for a check that fails.
 async function currentPage(d1: D1Database, workspaceId: string, query: PageQuery, now: number, cache: InboxCache<InboxPage>): Promise<InboxPage> {
-  const key = JSON.stringify([workspaceId, query.limit, query.offset, query.agent_id, query.run_id, query.type, query.proposed_before]);
+  const key = JSON.stringify([workspaceId, query]);
   const held = cache.get(key);
-  if (held && held.version === (await inboxVersion(d1, workspaceId))) return held.page;
+  if (held && !held.moving && held.version === (await inboxVersion(d1, workspaceId))) return held.page;
   const text = await readPage(d1, workspaceId, query, now);
-  const page = JSON.parse(text) as InboxPage;
-  cache.set(key, page.version, page, text.length);
+  const page = deepFreeze(JSON.parse(text) as InboxPage);
+  cache.set(key, { version: page.version, page, moving: held !== undefined && held.version !== page.version }, text.length);
   return page;
 }
 
 const inboxVersion = async (d1: D1Database, workspaceId: string) =>
   (await d1.prepare("SELECT version FROM inboxes WHERE workspace_id = ?").bind(workspaceId).first<{ version: number }>())?.version ?? 0;
 
-/**
- * An entry as JSON text (`a` its row, `queue` its place), its stored action and contact spliced
- * in as they are: SQLite's json() would parse and write again each entry's kilobyte on every read.
- */
-const ENTRY_JSON = sql.raw(`'{"run_id":' || json_quote(a.run_id) || ',"agent_id":' || json_quote(a.agent_id)
-  || ',"contact_id":' || json_quote(a.contact_id) || ',"action_index":' || a.action_index
-  || ',"identity_id":' || json_quote(a.identity_id) || ',"send_window":' || coalesce(a.send_window, 'null')
-  || ',"place":' || coalesce(queue.place, 'null') || ',"contact":' || a.contact || ',"action":' || a.action || '}'`);
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) for (const inner of Object.values(Object.freeze(value))) deepFreeze(inner);
+  return value;
+}
 
-/**
- * A page, its total and the inbox version they were read at, in one D1 statement that SQLite
- * answers as one JSON document (D1 hands back one value rather than a row of columns per
- * entry). A pending email's place among its identity's pending emails says which free send
- * slot it would take if the inbox were approved in order: its `estimated_send_at`. Places are
- * ranked in one pass over each sender's queue up to its last email on the page (read from
- * approvals_identity_queue alone), never counted row by row; the slots its days hold come with
- * the page.
- */
+// An entry as JSON text from its row `a` and its place `place`, the stored action and contact
+// spliced in as they are: SQLite's json() would parse and write each entry's kilobyte again.
+const entryJson = (a: string, place: string) =>
+  sql.raw(`'{"run_id":' || json_quote(${a}.run_id) || ',"agent_id":' || json_quote(${a}.agent_id)
+    || ',"contact_id":' || json_quote(${a}.contact_id) || ',"action_index":' || ${a}.action_index
+    || ',"identity_id":' || json_quote(${a}.identity_id) || ',"send_window":' || coalesce(${a}.send_window, 'null')
+    || ',"place":' || coalesce(${place}, 'null') || ',"contact":' || ${a}.contact || ',"action":' || ${a}.action || '}'`);
+
+// A page, its total and the inbox version, read together in one statement that SQLite answers
+// as one JSON document: D1 hands back one value, not a row of columns per entry. An email's
+// place among its sender's pending emails (ranked in one pass over approvals_identity_queue up
+// to the sender's last email on the page) says which free send slot it would take if the inbox
+// were approved in order. An unfiltered total is the workspace's count, a filtered one counted.
 async function readPage(d1: D1Database, workspaceId: string, query: PageQuery, now: number): Promise<string> {
-  const where = inboxWhere(workspaceId, query);
-  // approvals_workspace_order holds the whole inbox order, so the page is read in order, never sorted.
+  const conditions = inboxConditions(workspaceId, query);
+  const where = and(...conditions)!;
+  const total = conditions.length > 1
+    ? sql`(SELECT count(*) FROM ${approvals} WHERE ${where})`
+    : sql`coalesce((SELECT pending FROM ${inboxes} WHERE workspace_id = ${workspaceId}), 0)`;
   const row = await prepare(
     d1,
     sql`WITH page AS (SELECT run_id, contact_id, action_index, identity_id, type, proposed_at FROM ${approvals}
@@ -117,9 +113,8 @@ async function readPage(d1: D1Database, workspaceId: string, query: PageQuery, n
             row_number() OVER (PARTITION BY e.identity_id ORDER BY e.proposed_at, e.run_id, e.contact_id, e.action_index) - 1 AS place
           FROM senders JOIN approvals e ON e.identity_id = senders.identity_id AND e.type = 'email_message' AND e.proposed_at <= senders.upto),
         taken AS (${slotsTakenSince(sql`SELECT identity_id FROM senders`, localDay(now - DAY_MS, "UTC"))})
-      SELECT '{"version":' || coalesce((SELECT version FROM ${inboxes} WHERE workspace_id = ${workspaceId}), 0)
-        || ',"total":' || ${inboxTotal(workspaceId, query, where)}
-        || ',"entries":[' || coalesce((SELECT group_concat(${ENTRY_JSON}, ',' ORDER BY page.proposed_at, page.run_id, page.contact_id, page.action_index)
+      SELECT '{"version":' || coalesce((SELECT version FROM ${inboxes} WHERE workspace_id = ${workspaceId}), 0) || ',"total":' || ${total}
+        || ',"entries":[' || coalesce((SELECT group_concat(${entryJson("a", "queue.place")}, ',' ORDER BY page.proposed_at, page.run_id, page.contact_id, page.action_index)
             FROM page JOIN approvals a USING (run_id, contact_id, action_index) LEFT JOIN queue USING (run_id, contact_id, action_index)), '')
         || '],"senders":' || coalesce((SELECT json_group_object(identity_id, json_object('cap', ${sql.raw(dailyCap("senders.identity_id"))},
             'taken', (SELECT json_group_object(day, used) FROM taken WHERE taken.identity_id = senders.identity_id))) FROM senders), '{}')
@@ -128,10 +123,8 @@ async function readPage(d1: D1Database, workspaceId: string, query: PageQuery, n
   return row!.page;
 }
 
-/**
- * When each email on the page would go out: the free slot its place takes among its sender's
- * days under its send window, worked out once per sender and window, as far as the page needs.
- */
+// When each email on the page would go out: the free slot its place takes among its sender's
+// days under its own send window, worked out once per sender and window, as far as the page needs.
 function sendEstimates({ entries, senders }: InboxPage, now: number) {
   const queueOf = ({ identity_id, send_window }: Pick<Entry, "identity_id" | "send_window">) => `${identity_id} ${JSON.stringify(send_window)}`;
   const needed = new Map<string, number>();
