@@ -309,12 +309,17 @@ if (all) {
   results.bigView = { requests: bigView.samples.length, p50: bigView.samples[Math.floor(bigView.samples.length / 2)], max: bigView.samples.at(-1), bytes: bigView.bytes };
 }
 
+// The references again: this machine's speed drifts over a run, and a ratio is only as good as
+// the reference it is taken against. Every ratio uses the mean of the two measurements.
+log("load: the two references again");
+results.referencesAtEnd = [await load(bare.url, [{ method: "GET", path: "/" }]), await load(bare.url, [{ method: "GET", path: "/d1" }])];
+
 await Promise.all([bare.mf.dispose(), cairn.mf.dispose(), model.close()]);
 
 // ---- report ----
-const limit = results.http[0].rps;
+const limit = (results.http[0].rps + results.referencesAtEnd[0].rps) / 2;
 // A Worker can do no better than one local D1 round trip allows: the second reference.
-const d1Limit = results.http[1].rps;
+const d1Limit = (results.http[1].rps + results.referencesAtEnd[1].rps) / 2;
 const fmt = (n, d = 0) => (n === null || n === undefined ? "-" : n.toFixed(d));
 const rows = [["scenario", "req/s", "x bare", "x bare+D1", "p50 ms", "p99 ms", "errors"]];
 const row = (name, r) => [name, fmt(r.rps), fmt(r.rps / limit, 2), fmt(r.rps / d1Limit, 2), fmt(r.p50, 2), fmt(r.p99, 2), String(r.errors)];
@@ -323,9 +328,11 @@ rows.push(row(`approvals, one run (${results.approvals.requests}), outbox transp
 if (all) rows.push(row(`approvals, one run (${results.resend.requests}), resend transport (${RESEND_LATENCY_MS} ms fake)`, results.resend));
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-console.log(`\nHTTP, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s after ${WARMUP_MS / 1000} s warm-up`);
+console.log(`\nHTTP, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s after ${WARMUP_MS / 1000} s warm-up; ratios against the mean of each reference at the start and at the end`);
 console.log(line(rows[0]));
 for (const r of rows.slice(1)) console.log(line(r));
+const [bareEnd, d1End] = results.referencesAtEnd;
+console.log(`References at the end: bare ${fmt(bareEnd.rps)} req/s (start ${fmt(results.http[0].rps)}), bare+D1 ${fmt(d1End.rps)} req/s (start ${fmt(results.http[1].rps)}); means ${fmt(limit)} and ${fmt(d1Limit)}`);
 
 const b = results.bulk;
 console.log(`\nBulk decisions (POST /v1/approvals/decide, outbox transport, each approval carried out before the answer): 1000 on one run in ${fmt(b.one_run.ms)} ms, ${fmt(b.one_run.perSecond)}/s ${JSON.stringify(b.one_run.statuses)}; 1000 over 10 runs in ${fmt(b.ten_runs.ms)} ms, ${fmt(b.ten_runs.perSecond)}/s ${JSON.stringify(b.ten_runs.statuses)}; ${b.deliveries} deliveries`);
@@ -364,6 +371,7 @@ const report = {
   settings: { connections: CONNECTIONS, duration_ms: DURATION_MS, warmup_ms: WARMUP_MS },
   limit_rps: limit,
   d1_limit_rps: d1Limit,
+  references_at_end: { bare_rps: results.referencesAtEnd[0].rps, bare_d1_rps: results.referencesAtEnd[1].rps },
   http: results.http.map((r) => ({ ...r, ratio_to_bare: r.rps / limit, ratio_to_bare_d1: r.rps / d1Limit })),
   approvals: { ...results.approvals, ratio_to_bare: results.approvals.rps / limit, ratio_to_bare_d1: results.approvals.rps / d1Limit },
   resend_approvals: { ...results.resend, ratio_to_bare: results.resend.rps / limit, ratio_to_bare_d1: results.resend.rps / d1Limit, ratio_to_outbox: results.resend.rps / results.approvals.rps },

@@ -16,8 +16,8 @@ export async function serveCairn(bundlePath, bindings = {}) {
   const mf = new Miniflare(convertV4MiniflareOptions({
     host: "127.0.0.1",
     port: 0,
-    d1Persist: join(state, "d1"),
-    durableObjectsPersist: join(state, "do"),
+    // The v4 options' one root for D1, Durable Objects and the rest; d1Persist and friends are ignored.
+    resourcePersistencePath: state,
     workers: [
       {
         name: "cairn",
