@@ -61,6 +61,23 @@ describe("GET /v1/approvals: estimated_send_at", () => {
     }
   });
 
+  it("estimates each email under the send window its own run took from the sender", async () => {
+    const { key } = await makeWorkspace();
+    const identity = await makeIdentity(key, { daily_limit: 10, email_address: `window-${crypto.randomUUID().slice(0, 8)}@cairn.example` });
+    const agent = await makeStepsAgent(key, [EMAIL_STEP], { identity_id: identity.id });
+    const before = Date.now();
+    await startRun(key, agent.id, [(await makeContact(key)).id]);
+    // From now on the sender sends only tomorrow, 09:00 to 17:00 UTC; the first run keeps no window.
+    const tomorrow = ((new Date().getUTCDay() || 7) % 7) + 1;
+    const send_window = { start: "09:00", end: "17:00", days: [tomorrow], timezone: "UTC" };
+    expect((await api(`/v1/identities/${identity.id}`, { method: "PATCH", key, body: { send_window } })).status).toBe(200);
+    await startRun(key, agent.id, [(await makeContact(key)).id]);
+    const [early, late] = (await inbox(key)).map((e) => e.action.estimated_send_at as string);
+    expect(Date.parse(early!)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(early!)).toBeLessThan(Date.parse(nextUtcMidnight(1)));
+    expect(late).toBe(new Date(Date.parse(nextUtcMidnight(1)) + 9 * 60 * 60 * 1000).toISOString());
+  });
+
   it("answers a page, its total and its senders' estimates in one D1 round trip", async () => {
     const { workspaceId } = await queuedSender();
     const { d1, roundTrips } = countingD1(env.DB);
