@@ -155,6 +155,10 @@ describe("GET /v1/approvals: pages held by the isolate", () => {
     await expectSeen("a sent email counted against tomorrow instead");
     await sql("UPDATE deliveries SET status = 'failed' WHERE agent_id = ?", automatic.id);
     await expectSeen("a failed email frees its slot");
+    await sql("UPDATE deliveries SET identity_id = 'id_elsewhere' WHERE identity_id = ? AND status <> 'failed'", identity.id);
+    await expectSeen("a sent email counted against another sender");
+    await sql("UPDATE deliveries SET identity_id = ? WHERE identity_id = 'id_elsewhere' AND workspace_id = ?", identity.id, workspaceId);
+    await expectSeen("and against this one again");
     await sql("DELETE FROM deliveries WHERE identity_id = ? AND status <> 'failed'", identity.id);
     await expectSeen("a removed delivery frees its slot");
     expect((await api(`/v1/identities/${identity.id}`, { method: "PATCH", key, body: { daily_limit: 3 } })).status).toBe(200);

@@ -8,7 +8,7 @@ import type { SendWindow } from "../runs/send-window";
 import type { InboxQuery } from "../schemas/approvals";
 import { InboxCache } from "./inbox-cache";
 
-/** What narrows the inbox to the query: the workspace first, then each filter given. */
+// What narrows the inbox to the query: the workspace first, then each filter given.
 function inboxConditions(workspaceId: string, query: InboxQuery): SQL[] {
   const where: SQL[] = [eq(approvals.workspaceId, workspaceId)];
   if (query.agent_id) where.push(eq(approvals.agentId, query.agent_id));
@@ -65,8 +65,8 @@ export async function readInbox(d1: D1Database, workspaceId: string, query: Page
 }
 
 // The page held for this query, once one read of the workspace's inbox version says it still
-// stands; else read again (one round trip) and held. A page whose inbox was moving when last
-// read is read again straight away, so a busy inbox never pays for a check that fails.
+// stands; else read again (one round trip) and held. A page whose inbox had moved when it was
+// last read is read again straight away, so a busy inbox pays for a failed check only once.
 async function currentPage(d1: D1Database, workspaceId: string, query: PageQuery, now: number, cache: InboxCache<InboxPage>): Promise<InboxPage> {
   const key = JSON.stringify([workspaceId, query]);
   const held = cache.get(key);
