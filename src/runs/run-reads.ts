@@ -83,20 +83,23 @@ export class RunReads {
 
   /** The actions at these keys, in one read, by `contactId/index` (actionKey). */
   actionsAt(keys: { contactId: string; index: number }[]): Map<string, ActionRow> {
-    const rows = this.sql.exec(
-      "SELECT actions.* FROM json_each(?) AS k JOIN actions ON actions.contact_id = k.value ->> 0 AND actions.idx = k.value ->> 1",
-      JSON.stringify(keys.map((k) => [k.contactId, k.index])),
-    );
-    return new Map(rows.toArray().map((row) => toAction(row)).map((a) => [actionKey(a), a]));
+    return new Map(this.#rowsAt("actions.*", keys).map((row) => toAction(row)).map((a) => [actionKey(a), a]));
   }
 
   /** The statuses of the actions at these keys, in one read, by actionKey: nothing else is parsed. */
   statusesAt(keys: { contactId: string; index: number }[]): Map<string, ActionStatus> {
-    const rows = this.sql.exec(
-      "SELECT actions.contact_id, actions.idx, actions.status FROM json_each(?) AS k JOIN actions ON actions.contact_id = k.value ->> 0 AND actions.idx = k.value ->> 1",
-      JSON.stringify(keys.map((k) => [k.contactId, k.index])),
-    );
-    return new Map(rows.toArray().map((r) => [actionKey({ contactId: r.contact_id as string, index: Number(r.idx) }), r.status as ActionStatus]));
+    const rows = this.#rowsAt("actions.contact_id, actions.idx, actions.status", keys);
+    return new Map(rows.map((r) => [actionKey({ contactId: r.contact_id as string, index: Number(r.idx) }), r.status as ActionStatus]));
+  }
+
+  // `columns` of the actions at these keys, in one read.
+  #rowsAt(columns: string, keys: { contactId: string; index: number }[]) {
+    return this.sql
+      .exec(
+        `SELECT ${columns} FROM json_each(?) AS k JOIN actions ON actions.contact_id = k.value ->> 0 AND actions.idx = k.value ->> 1`,
+        JSON.stringify(keys.map((k) => [k.contactId, k.index])),
+      )
+      .toArray();
   }
 
   actionForStep(contactId: string, stepIndex: number, round: number): ActionRow | null {
