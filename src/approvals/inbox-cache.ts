@@ -14,7 +14,7 @@ export class InboxCache<Page> {
   readonly #pages = new Map<string, { held: Held<Page>; size: number }>();
   #size = 0;
 
-  /** 2 M characters of JSON: about a hundred first pages, a few tens of MB of heap once parsed. */
+  /** 2 M characters of JSON: about a hundred first pages of 20 entries. */
   constructor(readonly maxSize = 2_000_000) {}
 
   get(key: string): Held<Page> | undefined {

@@ -45,20 +45,20 @@ export type InboxPage = { version: number; total: number; entries: Entry[]; send
 
 type PageQuery = InboxQuery & { limit: number; offset: number };
 
-export const inboxCache = new InboxCache<InboxPage>();
+const inboxCache = new InboxCache<InboxPage>();
 
 /** One page of the inbox and its total, each pending email with its `estimated_send_at` as of `now`. */
 export async function readInbox(d1: D1Database, workspaceId: string, query: PageQuery, now = Date.now(), cache = inboxCache) {
   const page = await currentPage(d1, workspaceId, query, now, cache);
-  const estimate = sendEstimates(page, now);
+  const estimates = sendEstimates(page, now);
   return {
-    entries: page.entries.map(({ run_id, agent_id, contact_id, action_index, contact, action, ...email }) => ({
+    entries: page.entries.map(({ run_id, agent_id, contact_id, action_index, contact, action }, i) => ({
       run_id,
       agent_id,
       contact_id,
       action_index,
       contact,
-      action: { ...action, estimated_send_at: estimate(email) },
+      action: { ...action, estimated_send_at: estimates[i] },
     })),
     total: page.total,
   };
@@ -123,22 +123,23 @@ async function readPage(d1: D1Database, workspaceId: string, query: PageQuery, n
   return row!.page;
 }
 
-// When each email on the page would go out: the free slot its place takes among its sender's
-// days under its own send window, worked out once per sender and window, as far as the page needs.
-function sendEstimates({ entries, senders }: InboxPage, now: number) {
-  const queueOf = ({ identity_id, send_window }: Pick<Entry, "identity_id" | "send_window">) => `${identity_id} ${JSON.stringify(send_window)}`;
+// When each email on the page would go out, in the page's order (null for the rest): the free
+// slot its place takes among its sender's days under its own send window, worked out once per
+// sender and window, as far as the page needs.
+function sendEstimates({ entries, senders }: InboxPage, now: number): (string | null)[] {
+  const queues = entries.map((e) => (e.place === null || e.identity_id === null ? null : `${e.identity_id} ${JSON.stringify(e.send_window)}`));
   const needed = new Map<string, number>();
-  for (const e of entries) if (e.place !== null) needed.set(queueOf(e), Math.max(needed.get(queueOf(e)) ?? 0, e.place + 1));
+  for (const [i, queue] of queues.entries()) if (queue) needed.set(queue, Math.max(needed.get(queue) ?? 0, entries[i]!.place! + 1));
   const slots = new Map<string, number[]>();
-  return (email: Pick<Entry, "identity_id" | "send_window" | "place">): string | null => {
-    if (email.place === null || email.identity_id === null) return null;
-    const key = queueOf(email);
-    let free = slots.get(key);
+  return entries.map((e, i) => {
+    const queue = queues[i];
+    if (!queue) return null;
+    let free = slots.get(queue);
     if (!free) {
-      const { cap, taken } = senders[email.identity_id]!;
-      free = freeSlots(sendDays(email.send_window, now), (day) => taken[day] ?? 0, cap, needed.get(key)!);
-      slots.set(key, free);
+      const { cap, taken } = senders[e.identity_id!]!;
+      free = freeSlots(sendDays(e.send_window, now), (day) => taken[day] ?? 0, cap, needed.get(queue)!);
+      slots.set(queue, free);
     }
-    return iso(free[email.place] ?? null);
-  };
+    return iso(free[e.place!] ?? null);
+  });
 }
