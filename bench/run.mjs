@@ -132,8 +132,11 @@ const scenario = async (name, url, requests) => {
   results.http.push({ name, ...r });
 };
 
-await scenario("bare Worker: GET fixed JSON", bare.url, [{ method: "GET", path: "/" }]);
-await scenario("bare Worker: one D1 query", bare.url, [{ method: "GET", path: "/d1" }]);
+// The two references, measured here and again at the end.
+const BARE = [{ method: "GET", path: "/" }];
+const BARE_D1 = [{ method: "GET", path: "/d1" }];
+await scenario("bare Worker: GET fixed JSON", bare.url, BARE);
+await scenario("bare Worker: one D1 query", bare.url, BARE_D1);
 // Not part of --only approvals.
 if (all) {
   await scenario("GET /v1/health (Cairn, no D1)", cairn.url, [{ method: "GET", path: "/v1/health" }]);
@@ -315,7 +318,7 @@ await Promise.all([cairn.mf.dispose(), model.close()]);
 // machine's speed drifts over a run, and a ratio is only as good as the reference it is taken
 // against. Every ratio uses the mean of the two measurements.
 log("load: the two references again");
-results.referencesAtEnd = [await load(bare.url, [{ method: "GET", path: "/" }]), await load(bare.url, [{ method: "GET", path: "/d1" }])];
+results.referencesAtEnd = [await load(bare.url, BARE), await load(bare.url, BARE_D1)];
 await bare.mf.dispose();
 
 // ---- report ----
